@@ -1,0 +1,70 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/policy"
+)
+
+// RetryPolicyReconciler validates RetryPolicy policies, resolves their targets and writes their status.
+type RetryPolicyReconciler struct {
+	client.Client
+	// Programmed reports whether gateways run a policy; nil means no gateway is connected.
+	Programmed ProgrammedSource
+
+	shared *policyReconciler[*v1alpha1.RetryPolicy]
+}
+
+// +kubebuilder:rbac:groups=resilience.dev,resources=retrypolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=resilience.dev,resources=retrypolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+
+// Reconcile brings the status of one RetryPolicy up to date.
+func (r *RetryPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.shared.reconcile(ctx, req)
+}
+
+// SetupWithManager registers the reconciler with the manager.
+func (r *RetryPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	programmed := r.Programmed
+	if programmed == nil {
+		programmed = NoGateways{}
+	}
+	r.shared = &policyReconciler[*v1alpha1.RetryPolicy]{Client: r.Client, programmed: programmed, ops: kindOps[*v1alpha1.RetryPolicy]{
+		kind:    "RetryPolicy",
+		newObj:  func() *v1alpha1.RetryPolicy { return &v1alpha1.RetryPolicy{} },
+		newList: func() client.ObjectList { return &v1alpha1.RetryPolicyList{} },
+		items: func(l client.ObjectList) []*v1alpha1.RetryPolicy {
+			list := l.(*v1alpha1.RetryPolicyList)
+			out := make([]*v1alpha1.RetryPolicy, len(list.Items))
+			for i := range list.Items {
+				out[i] = &list.Items[i]
+			}
+			return out
+		},
+		validate:    func(p *v1alpha1.RetryPolicy) field.ErrorList { return policy.ValidateRetryPolicy(&p.Spec) },
+		extraStatus: nil,
+	}}
+	return r.shared.setupWithManager(mgr, r)
+}
