@@ -93,3 +93,10 @@ $(CONTROLLER_GEN):
 .PHONY: setup-envtest
 setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else build once from the Go module proxy).
 	@LOCALBIN=$(LOCALBIN) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/setup-envtest.sh
+
+##@ Local
+
+.PHONY: run-local
+run-local: manifests generate setup-envtest ## Run a local control plane with the operator, no cluster needed (Ctrl-C stops all).
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go run ./hack/runlocal --bin $(LOCALBIN)

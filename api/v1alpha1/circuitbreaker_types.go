@@ -188,7 +188,7 @@ type FailureRatio struct {
 	// window is the sliding time window the ratio is computed over: 1s..1h.
 	// +optional
 	// +kubebuilder:default="30s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="window must be between 1s and 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="window must be between 1s and 1h"
 	Window Duration `json:"window,omitempty"`
 }
 

@@ -103,7 +103,7 @@ type Limit struct {
 
 	// period over which requests tokens are added, continuously: 1ms..24h.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('24h')",message="period must be between 1ms and 24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self) >= duration('1ms') && duration(self) <= duration('24h')",message="period must be between 1ms and 24h"
 	Period Duration `json:"period"`
 
 	// burst is the bucket size (unset: requests).

@@ -178,7 +178,7 @@ type RetryBudget struct {
 	// window over which requests are counted: 1s..1h.
 	// +optional
 	// +kubebuilder:default="10s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="budget.window must be between 1s and 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="budget.window must be between 1s and 1h"
 	Window Duration `json:"window,omitempty"`
 }
 
@@ -186,7 +186,7 @@ type RetryBudget struct {
 type Hedge struct {
 	// delay without a response after which another copy is sent.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="hedge.delay must be at least 1ms"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(h|m|s|ms)){1,4}$') || duration(self) >= duration('1ms')",message="hedge.delay must be at least 1ms"
 	Delay Duration `json:"delay"`
 
 	// maxHedges is the number of extra copies at most; each counts as a try against maxAttempts.

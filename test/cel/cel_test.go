@@ -320,7 +320,7 @@ func TestRetryPolicyRules(t *testing.T) {
 		}, wantErrors: []string{"spec.retryOn.statusCodes[0]"}},
 		{desc: "hedge", mutate: func(p *v1alpha1.RetryPolicy) { p.Spec.Hedge = &v1alpha1.Hedge{Delay: "50ms", MaxHedges: 2} }},
 		{desc: "hedge without delay", mutate: func(p *v1alpha1.RetryPolicy) { p.Spec.Hedge = &v1alpha1.Hedge{MaxHedges: 1} },
-			wantErrors: []string{"spec.hedge.delay", "Required value"}},
+			wantErrors: []string{"spec.hedge.delay", "should match"}},
 		{desc: "hedges not below maxAttempts", mutate: func(p *v1alpha1.RetryPolicy) {
 			p.Spec.MaxAttempts = 2
 			p.Spec.Hedge = &v1alpha1.Hedge{Delay: "50ms", MaxHedges: 2}
