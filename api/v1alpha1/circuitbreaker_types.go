@@ -234,10 +234,12 @@ type CircuitBreakerStatus struct {
 
 	// openReplicas is the number of gateway replicas where the breaker is open (scope Service).
 	// +optional
+	// +kubebuilder:default=0
 	OpenReplicas int32 `json:"openReplicas"`
 
 	// openEndpoints is the number of endpoints whose breaker is open (scope Endpoint).
 	// +optional
+	// +kubebuilder:default=0
 	OpenEndpoints int32 `json:"openEndpoints"`
 }
 

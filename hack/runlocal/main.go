@@ -98,9 +98,9 @@ Manager metrics: http://127.0.0.1:8082/metrics   Press Ctrl-C to stop everything
 	select {
 	case <-ctx.Done():
 		say("stopping the manager")
-		err := <-done
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
+		// Wait reports the cancellation itself (or the exit status of a stopped process): both are the
+		// shutdown we asked for.
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) && !isExit(err) {
 			return err
 		}
 		return nil
@@ -110,6 +110,11 @@ Manager metrics: http://127.0.0.1:8082/metrics   Press Ctrl-C to stop everything
 		}
 		return fmt.Errorf("manager exited: %v", err)
 	}
+}
+
+func isExit(err error) bool {
+	var exit *exec.ExitError
+	return errors.As(err, &exit)
 }
 
 func say(msg string) { fmt.Fprintln(os.Stderr, "run-local:", msg) }

@@ -54,7 +54,7 @@ func TestEveryKindAcceptedWithNoGateways(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			create(t, tc.policy)
 			cond := accepted(t, tc.policy, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
-			if cond.Message != "in force on all 1 targets" {
+			if cond.Message != "in force on its target" {
 				t.Errorf("Accepted message = %q", cond.Message)
 			}
 			st := tc.policy.GetPolicyStatus()

@@ -51,6 +51,8 @@ func setAcceptedFromTargets(st *v1alpha1.PolicyStatus, gen int64) {
 	}
 	total := len(st.Targets)
 	switch {
+	case inForce == 1 && total == 1:
+		setAccepted(st, gen, true, v1alpha1.ReasonAccepted, "in force on its target")
 	case inForce == total:
 		setAccepted(st, gen, true, v1alpha1.ReasonAccepted, fmt.Sprintf("in force on all %d targets", total))
 	case inForce > 0:
