@@ -1,0 +1,353 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+	http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package compile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/policy"
+)
+
+// Input is the slice of cluster state a snapshot is compiled from.
+type Input struct {
+	RateLimits      []v1alpha1.RateLimit
+	CircuitBreakers []v1alpha1.CircuitBreaker
+	RetryPolicies   []v1alpha1.RetryPolicy
+	Services        []corev1.Service
+	EndpointSlices  []discoveryv1.EndpointSlice
+	// GatewayReplicas is the number of ready gateway replicas that Split limits are divided across;
+	// values below 1 count as 1.
+	GatewayReplicas int
+}
+
+// Contract defaults, for fields that an object stored before the CRD defaulted them may lack.
+const (
+	defaultMaxDelay         = 500 * time.Millisecond
+	defaultMaxKeys          = 10000
+	defaultIPv6Prefix       = 64
+	defaultConsecutive      = 5
+	defaultOpenDuration     = 30 * time.Second
+	defaultRatioPercent     = 50
+	defaultRatioMinimum     = 20
+	defaultRatioWindow      = 30 * time.Second
+	defaultMaxOpenPercent   = 50
+	defaultFallbackStatus   = 503
+	defaultQueueTimeout     = time.Second
+	defaultMaxAttempts      = 3
+	defaultBackoffBase      = 25 * time.Millisecond
+	defaultBackoffMax       = time.Second
+	defaultBudgetPercent    = 20
+	defaultBudgetMinPerSec  = 10
+	defaultBudgetWindow     = 10 * time.Second
+	endpointSliceController = "endpointslice-controller.k8s.io"
+)
+
+var (
+	defaultFailureCodes = []string{"500-599"}
+	defaultRetryCodes   = []string{"502", "503", "504"}
+	defaultRetryMethods = []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+)
+
+type portKey = policy.PortKey
+
+// Compile builds the snapshot. It applies exactly the reconcilers' rules (internal/policy) to decide
+// which policy governs each port, so status and enforcement never disagree. Policies that fail
+// validation are left out, as their Accepted=False status says.
+func Compile(in Input) (*Snapshot, error) {
+	replicas := max(in.GatewayReplicas, 1)
+	services := map[string]map[string]*corev1.Service{} // namespace -> name -> Service
+	for i := range in.Services {
+		s := &in.Services[i]
+		if services[s.Namespace] == nil {
+			services[s.Namespace] = map[string]*corev1.Service{}
+		}
+		services[s.Namespace][s.Name] = s
+	}
+
+	ports := map[string]map[portKey]*Port{} // namespace -> port -> compiled policies
+	var refs []PolicyRef
+	portFor := func(ns string, k portKey) *Port {
+		if ports[ns] == nil {
+			ports[ns] = map[portKey]*Port{}
+		}
+		if ports[ns][k] == nil {
+			ports[ns][k] = &Port{}
+		}
+		return ports[ns][k]
+	}
+
+	rls := byNamespace(in.RateLimits, func(p *v1alpha1.RateLimit) bool { return len(policy.ValidateRateLimit(&p.Spec)) == 0 })
+	for ns, list := range rls {
+		for k, p := range winners("RateLimit", list, services[ns]) {
+			rl, err := compileRateLimit(p, k, replicas)
+			if err != nil {
+				return nil, fmt.Errorf("compile RateLimit %s/%s: %w", ns, p.Name, err)
+			}
+			portFor(ns, k).RateLimit = rl
+		}
+		refs = appendRefs(refs, "RateLimit", list)
+	}
+	cbs := byNamespace(in.CircuitBreakers, func(p *v1alpha1.CircuitBreaker) bool { return len(policy.ValidateCircuitBreaker(&p.Spec)) == 0 })
+	for ns, list := range cbs {
+		for k, p := range winners("CircuitBreaker", list, services[ns]) {
+			portFor(ns, k).CircuitBreaker = compileCircuitBreaker(p, k)
+		}
+		refs = appendRefs(refs, "CircuitBreaker", list)
+	}
+	rps := byNamespace(in.RetryPolicies, func(p *v1alpha1.RetryPolicy) bool { return len(policy.ValidateRetryPolicy(&p.Spec)) == 0 })
+	for ns, list := range rps {
+		for k, p := range winners("RetryPolicy", list, services[ns]) {
+			portFor(ns, k).Retry = compileRetry(p, k)
+		}
+		refs = appendRefs(refs, "RetryPolicy", list)
+	}
+
+	slices := map[string][]*discoveryv1.EndpointSlice{} // namespace/service -> slices
+	for i := range in.EndpointSlices {
+		s := &in.EndpointSlices[i]
+		if svc := s.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			slices[s.Namespace+"/"+svc] = append(slices[s.Namespace+"/"+svc], s)
+		}
+	}
+
+	snap := &Snapshot{Services: []Service{}, Policies: []PolicyRef{}}
+	for ns, byPort := range ports {
+		managed := map[string]bool{}
+		for k := range byPort {
+			managed[k.Service] = true
+		}
+		for name := range managed {
+			svc := services[ns][name]
+			out := Service{Namespace: ns, Name: name}
+			for _, sp := range svc.Spec.Ports {
+				p := Port{Name: sp.Name, Port: sp.Port}
+				if compiled := byPort[portKey{Service: name, Port: sp.Port}]; compiled != nil {
+					p.RateLimit, p.CircuitBreaker, p.Retry = compiled.RateLimit, compiled.CircuitBreaker, compiled.Retry
+				}
+				p.Endpoints = endpointsFor(sp, slices[ns+"/"+name])
+				out.Ports = append(out.Ports, p)
+			}
+			sort.Slice(out.Ports, func(i, j int) bool { return out.Ports[i].Port < out.Ports[j].Port })
+			snap.Services = append(snap.Services, out)
+		}
+	}
+	sort.Slice(snap.Services, func(i, j int) bool {
+		a, b := snap.Services[i], snap.Services[j]
+		return a.Namespace < b.Namespace || (a.Namespace == b.Namespace && a.Name < b.Name)
+	})
+	snap.Policies = inForce(snap, refs)
+	if err := snap.Validate(); err != nil {
+		return nil, fmt.Errorf("compiled snapshot is invalid: %w", err)
+	}
+	return snap, nil
+}
+
+// byNamespace groups the valid, live policies of one kind by namespace.
+func byNamespace[T any, P interface {
+	*T
+	v1alpha1.Policy
+}](items []T, valid func(P) bool) map[string][]P {
+	out := map[string][]P{}
+	for i := range items {
+		p := P(&items[i])
+		if p.GetDeletionTimestamp() != nil || !valid(p) {
+			continue
+		}
+		out[p.GetNamespace()] = append(out[p.GetNamespace()], p)
+	}
+	return out
+}
+
+// winners resolves one namespace's policies of one kind and returns the policy governing each port.
+func winners[P v1alpha1.Policy](kind string, list []P, services map[string]*corev1.Service) map[portKey]P {
+	candidates := make([]policy.Candidate, len(list))
+	byName := make(map[string]P, len(list))
+	for i, p := range list {
+		candidates[i] = policy.Candidate{Name: p.GetName(), Created: p.GetCreationTimestamp().Time, Refs: p.GetTargetRefs()}
+		byName[p.GetName()] = p
+	}
+	res := policy.Resolve(kind, candidates, services)
+	out := make(map[portKey]P, len(res.Winners))
+	for k, name := range res.Winners {
+		out[k] = byName[name]
+	}
+	return out
+}
+
+func appendRefs[P v1alpha1.Policy](refs []PolicyRef, kind string, list []P) []PolicyRef {
+	for _, p := range list {
+		refs = append(refs, refOf(kind, p))
+	}
+	return refs
+}
+
+func refOf(kind string, p v1alpha1.Policy) PolicyRef {
+	return PolicyRef{Kind: kind, Namespace: p.GetNamespace(), Name: p.GetName(), UID: string(p.GetUID()), Generation: p.GetGeneration()}
+}
+
+// inForce keeps the policies that govern at least one port, sorted.
+func inForce(snap *Snapshot, refs []PolicyRef) []PolicyRef {
+	used := map[string]bool{}
+	for _, s := range snap.Services {
+		for _, p := range s.Ports {
+			if p.RateLimit != nil {
+				used[p.RateLimit.Policy.Key()] = true
+			}
+			if p.CircuitBreaker != nil {
+				used[p.CircuitBreaker.Policy.Key()] = true
+			}
+			if p.Retry != nil {
+				used[p.Retry.Policy.Key()] = true
+			}
+		}
+	}
+	out := []PolicyRef{}
+	for _, r := range refs {
+		if used[r.Key()] {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// endpointsFor lists the ready endpoints of one Service port across its EndpointSlices, sorted.
+func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []Endpoint {
+	out := []Endpoint{}
+	for _, s := range slices {
+		port, ok := slicePort(s, sp)
+		if !ok {
+			continue
+		}
+		handMade := s.Labels[discoveryv1.LabelManagedBy] != endpointSliceController
+		for _, e := range s.Endpoints {
+			if !ready(e) {
+				continue
+			}
+			for _, addr := range e.Addresses {
+				out = append(out, Endpoint{Address: addr, Port: port, Type: string(s.AddressType), HandMade: handMade})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Address != out[j].Address {
+			return out[i].Address < out[j].Address
+		}
+		return out[i].Port < out[j].Port
+	})
+	return dedupe(out)
+}
+
+// slicePort finds the slice's port for a Service port: the one of the same name (EndpointSlices name
+// their ports after the Service's).
+func slicePort(s *discoveryv1.EndpointSlice, sp corev1.ServicePort) (int32, bool) {
+	for _, p := range s.Ports {
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		if name == sp.Name && p.Port != nil {
+			return *p.Port, true
+		}
+	}
+	return 0, false
+}
+
+// ready follows the EndpointSlice API: a nil ready condition means ready; terminating endpoints are not.
+func ready(e discoveryv1.Endpoint) bool {
+	if e.Conditions.Terminating != nil && *e.Conditions.Terminating {
+		return false
+	}
+	return e.Conditions.Ready == nil || *e.Conditions.Ready
+}
+
+func dedupe(eps []Endpoint) []Endpoint {
+	out := eps[:0]
+	for i, e := range eps {
+		if i > 0 && e == eps[i-1] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// stateKey names pattern state across snapshots: policy UID, what it is, and a hash of the parameters
+// that shape it, so an unchanged limit or breaker keeps its state and a changed one starts afresh.
+func stateKey(uid, what string, params any) string {
+	b, err := json.Marshal(params)
+	if err != nil { // params are plain structs of this package; this cannot fail
+		panic(fmt.Sprintf("stateKey: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return uid + "/" + what + "/" + hex.EncodeToString(sum[:8])
+}
+
+func portLabel(k portKey) string { return fmt.Sprintf("%s:%d", k.Service, k.Port) }
+
+func mustDuration(d v1alpha1.Duration, dflt time.Duration) Duration {
+	if d == "" {
+		return Duration(dflt)
+	}
+	v, err := policy.ParseDuration(d)
+	if err != nil { // validated before compiling
+		return Duration(dflt)
+	}
+	return Duration(v)
+}
+
+func orDefault[T comparable](v, dflt T) T {
+	var zero T
+	if v == zero {
+		return dflt
+	}
+	return v
+}
+
+func boolOr(b *bool, dflt bool) bool {
+	if b == nil {
+		return dflt
+	}
+	return *b
+}
+
+func specs(codes []v1alpha1.StatusCodes, dflt []string) []string {
+	if len(codes) == 0 {
+		return append([]string(nil), dflt...)
+	}
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = string(c)
+	}
+	return out
+}
+
+func methods(ms []v1alpha1.HTTPMethod) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = string(m)
+	}
+	return out
+}
