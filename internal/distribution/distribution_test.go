@@ -1,0 +1,257 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package distribution
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"resilience.dev/operator/internal/compile"
+)
+
+// tokenAuth accepts one token.
+type tokenAuth struct{ token string }
+
+func (a tokenAuth) Authenticate(_ context.Context, token, claimed string) (string, error) {
+	if token != a.token {
+		return "", ErrUnauthenticated
+	}
+	return claimed, nil
+}
+
+// recorder is a gateway stand-in: it records the snapshots it is given.
+type recorder struct {
+	mu       sync.Mutex
+	versions []uint64
+	refuse   bool
+}
+
+func (r *recorder) apply(data []byte) (uint64, error) {
+	s, err := compile.Decode(data)
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse {
+		return 0, errors.New("refused for the test")
+	}
+	r.versions = append(r.versions, s.Version)
+	return s.Version, nil
+}
+
+func (r *recorder) last() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.versions) == 0 {
+		return 0
+	}
+	return r.versions[len(r.versions)-1]
+}
+
+func startServer(t *testing.T, srv *Server) (string, *tls.Config) {
+	t.Helper()
+	ca, err := NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(time.Now(), "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv)
+	hs.EnableHTTP2 = true
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	return hs.URL, &tls.Config{RootCAs: ca.Pool()}
+}
+
+func snapshotWith(gen int64) *compile.Snapshot {
+	return &compile.Snapshot{Services: []compile.Service{}, Policies: []compile.PolicyRef{
+		{Kind: "RateLimit", Namespace: "shop", Name: "checkout", UID: "u", Generation: gen}}}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
+	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	url, tlsCfg := startServer(t, srv)
+	if ok, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 1); ok || reason != "NoGateways" {
+		t.Fatalf("before any gateway: %v %s, want NoGateways", ok, reason)
+	}
+	v1, err := srv.Publish(snapshotWith(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &Client{URL: url, TLS: tlsCfg, Replica: "gw-0", Token: func() (string, error) { return "good", nil },
+		Apply: rec.apply, Log: logr.Discard()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = client.Run(ctx) }()
+
+	eventually(t, "the current snapshot at connect", func() bool { return rec.last() == v1 })
+	eventually(t, "Programmed 1/1", func() bool {
+		ok, _, msg := srv.Programmed("RateLimit", "shop", "checkout", 1)
+		return ok && msg == "1/1 gateway replicas"
+	})
+
+	// A new generation is Pending until the gateway acks the version that holds it.
+	rec.mu.Lock()
+	rec.refuse = true
+	rec.mu.Unlock()
+	if _, err := srv.Publish(snapshotWith(2)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Pending naming the lagging replica", func() bool {
+		ok, reason, msg := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		return !ok && reason == "Pending" && strings.Contains(msg, "0/1 gateway replicas; waiting for gw-0")
+	})
+	rec.mu.Lock()
+	rec.refuse = false
+	rec.mu.Unlock()
+	v3, _ := srv.Publish(snapshotWith(2))
+	eventually(t, "the new version applied", func() bool { return rec.last() == v3 })
+	eventually(t, "Programmed for generation 2", func() bool {
+		ok, _, _ := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		return ok
+	})
+	// Endpoint churn: a new version with the same generation keeps it Programmed throughout.
+	for range 5 {
+		if _, err := srv.Publish(snapshotWith(2)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, msg := srv.Programmed("RateLimit", "shop", "checkout", 2); !ok {
+			t.Fatalf("a new version with the same generation flipped Programmed: %s", msg)
+		}
+	}
+
+	// Breaker state flows back and aggregates.
+	client.Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Closed", To: "Open"})
+	eventually(t, "breaker open in status", func() bool {
+		st, replicas, _ := srv.BreakerStatus("shop", "payments")
+		return st == "Open" && replicas == 1
+	})
+	client.Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Open", To: "HalfOpen"})
+	eventually(t, "breaker half-open", func() bool {
+		st, replicas, _ := srv.BreakerStatus("shop", "payments")
+		return st == "HalfOpen" && replicas == 0
+	})
+
+	cancel()
+	<-done
+	eventually(t, "NoGateways after the gateway left", func() bool {
+		_, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		return reason == "NoGateways"
+	})
+	if st, _, _ := srv.BreakerStatus("shop", "payments"); st != "Closed" {
+		t.Errorf("a departed replica's breakers still count: %s", st)
+	}
+}
+
+func TestUnauthenticatedGetsNothing(t *testing.T) {
+	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	url, tlsCfg := startServer(t, srv)
+	if _, err := srv.Publish(snapshotWith(1)); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
+	cases := []struct {
+		desc   string
+		header string
+		want   int
+	}{
+		{desc: "no token", header: "", want: http.StatusUnauthorized},
+		{desc: "wrong token", header: "Bearer bad", want: http.StatusUnauthorized},
+		{desc: "not bearer", header: "Basic Z29vZA==", want: http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, url+StreamPath, strings.NewReader(""))
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body strings.Builder
+			buf := make([]byte, 4096)
+			n, _ := resp.Body.Read(buf)
+			body.Write(buf[:n])
+			if resp.StatusCode != tc.want || strings.Contains(body.String(), "snapshot") {
+				t.Errorf("status %d body %q, want %d and no snapshot", resp.StatusCode, body.String(), tc.want)
+			}
+		})
+	}
+	if srv.Replicas() != 0 {
+		t.Errorf("an unauthenticated client counts as a replica")
+	}
+}
+
+func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
+	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	url, tlsCfg := startServer(t, srv)
+	bad := &compile.Snapshot{Services: []compile.Service{{Namespace: "a", Name: "b"}}, Policies: []compile.PolicyRef{}} // no ports: invalid
+	if _, err := srv.Publish(bad); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &Client{URL: url, TLS: tlsCfg, Replica: "gw-1", Token: func() (string, error) { return "good", nil },
+		Apply: rec.apply, Log: logr.Discard()}
+	go func() { _ = client.Run(ctx) }()
+	eventually(t, "the refusal acked", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		c := srv.conns["gw-1"]
+		return c != nil && strings.Contains(c.ackErr, "no ports")
+	})
+	if rec.last() != 0 {
+		t.Errorf("an invalid snapshot reached the gateway")
+	}
+}
+
+func TestFramesAreJSONLines(t *testing.T) {
+	f, err := json.Marshal(GatewayFrame{Ack: &Ack{Version: 7}})
+	if err != nil || string(f) != `{"ack":{"version":7}}` {
+		t.Fatalf("ack frame %s %v", f, err)
+	}
+}

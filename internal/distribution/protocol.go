@@ -1,0 +1,81 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+// Package distribution carries snapshots from the manager to every gateway replica and carries
+// acknowledgements and live breaker state back, over one authenticated, long-lived HTTP/2 stream per
+// gateway replica.
+//
+// The gateway opens POST /v1/stream over TLS with its ServiceAccount token as a bearer token. The
+// response body is a stream of newline-delimited JSON frames from the manager (the current snapshot at
+// once, then each new version); the request body is a stream of frames from the gateway (an ack of each
+// version it applied, and breaker transitions). The manager checks the token with TokenReview against
+// the gateway's own ServiceAccount; an unauthenticated client gets 401 and nothing else.
+package distribution
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// StreamPath is the path of the stream endpoint.
+const StreamPath = "/v1/stream"
+
+// Audience is the token audience gateways request, so a token minted for anything else is refused.
+const Audience = "resilience.dev/gateway"
+
+// ReplicaHeader carries the gateway replica's name (its pod name in a cluster).
+const ReplicaHeader = "X-Resilience-Gateway-Replica"
+
+// ServerFrame is one frame from the manager to a gateway.
+type ServerFrame struct {
+	// Snapshot is the full snapshot, as JSON, so the gateway decodes and validates it strictly itself.
+	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+}
+
+// GatewayFrame is one frame from a gateway to the manager: exactly one field is set.
+type GatewayFrame struct {
+	Ack     *Ack           `json:"ack,omitempty"`
+	Breaker *BreakerChange `json:"breaker,omitempty"`
+	// Resync lists the gateway's breakers that are not closed, sent after (re)connecting so that status
+	// never keeps a stale state from before a gap.
+	Resync *Resync `json:"resync,omitempty"`
+}
+
+// Ack says which snapshot version a gateway applied, or why it refused it.
+type Ack struct {
+	Version uint64 `json:"version"`
+	// Error is set when the gateway refused the version (it keeps enforcing its last good one).
+	Error string `json:"error,omitempty"`
+}
+
+// BreakerChange is one breaker transition on a gateway replica.
+type BreakerChange struct {
+	Kind      string    `json:"kind,omitempty"` // always CircuitBreaker
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	UID       string    `json:"uid,omitempty"`
+	Service   string    `json:"service"`
+	Port      int32     `json:"port"`
+	Endpoint  string    `json:"endpoint,omitempty"` // "" for scope Service
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Cause     string    `json:"cause,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Resync is the full set of a replica's breakers that are not closed.
+type Resync struct {
+	Open []BreakerChange `json:"open"`
+}

@@ -1,0 +1,413 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package distribution
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"resilience.dev/operator/internal/compile"
+)
+
+// Authenticator decides whether a bearer token belongs to a gateway, and names the replica.
+type Authenticator interface {
+	// Authenticate returns the replica's name, or an error when the token is not a gateway's.
+	Authenticate(ctx context.Context, token, claimedReplica string) (replica string, err error)
+}
+
+// ErrUnauthenticated is returned by authenticators for tokens that are not a gateway's.
+var ErrUnauthenticated = errors.New("not a gateway's token")
+
+// historyLen bounds how many published versions the server remembers the policy generations of, to
+// interpret acks of older versions.
+const historyLen = 256
+
+// heartbeat is how often an idle stream carries an empty frame, so dead peers are noticed.
+const heartbeat = 15 * time.Second
+
+// Server is the manager's side of the stream. Every manager replica runs one; any can serve gateways.
+type Server struct {
+	auth Authenticator
+	log  logr.Logger
+
+	// OnChange is called (without locks held) when the Programmed state of policies may have changed:
+	// a gateway connected, acknowledged a version or went away, or a new version was published.
+	OnChange func()
+	// OnBreaker is called (without locks held) for every breaker transition a gateway reports.
+	OnBreaker func(replica string, change BreakerChange)
+	// OnReplicas is called (without locks held) when the number of connected gateway replicas changes.
+	OnReplicas func(n int)
+
+	mu       sync.Mutex
+	current  *published
+	history  map[uint64]map[string]int64 // version -> policy key -> generation
+	order    []uint64
+	conns    map[string]*conn            // replica -> its stream
+	breakers map[string]map[string]string // replica -> breaker key -> state (not closed)
+}
+
+type published struct {
+	version  uint64
+	frame    []byte // the encoded ServerFrame, newline-terminated
+	policies map[string]int64
+}
+
+type conn struct {
+	replica string
+	notify  chan struct{}
+	cancel  context.CancelFunc
+	acked   uint64
+	ackErr  string
+}
+
+// NewServer returns a server that authenticates gateways with auth.
+func NewServer(auth Authenticator, log logr.Logger) *Server {
+	return &Server{
+		auth: auth, log: log,
+		history:  map[uint64]map[string]int64{},
+		conns:    map[string]*conn{},
+		breakers: map[string]map[string]string{},
+	}
+}
+
+// Publish makes snap the current snapshot and pushes it to every connected gateway. It stamps the
+// version: higher than every earlier one, and close to wall-clock milliseconds so versions from
+// different manager replicas compare sensibly.
+func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
+	s.mu.Lock()
+	version := uint64(time.Now().UnixMilli())
+	if s.current != nil && version <= s.current.version {
+		version = s.current.version + 1
+	}
+	s.mu.Unlock()
+
+	stamped := *snap
+	stamped.Version = version
+	body, err := json.Marshal(&stamped)
+	if err != nil {
+		return 0, fmt.Errorf("encode snapshot: %w", err)
+	}
+	frame, err := json.Marshal(ServerFrame{Snapshot: body})
+	if err != nil {
+		return 0, fmt.Errorf("encode frame: %w", err)
+	}
+	policies := make(map[string]int64, len(snap.Policies))
+	for _, p := range snap.Policies {
+		policies[p.Key()] = p.Generation
+	}
+
+	s.mu.Lock()
+	s.current = &published{version: version, frame: append(frame, '\n'), policies: policies}
+	s.history[version] = policies
+	s.order = append(s.order, version)
+	if len(s.order) > historyLen {
+		delete(s.history, s.order[0])
+		s.order = s.order[1:]
+	}
+	for _, c := range s.conns {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	s.changed()
+	return version, nil
+}
+
+// Current returns the version of the current snapshot (0 before the first).
+func (s *Server) Current() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return 0
+	}
+	return s.current.version
+}
+
+// Replicas returns the number of gateway replicas connected to this server.
+func (s *Server) Replicas() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeHTTP serves the stream endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != StreamPath {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "the stream takes POST", http.StatusMethodNotAllowed)
+		return
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		http.Error(w, "a gateway ServiceAccount token is required", http.StatusUnauthorized)
+		return
+	}
+	replica, err := s.auth.Authenticate(r.Context(), token, r.Header.Get(ReplicaHeader))
+	if err != nil {
+		s.log.Info("refused a stream", "remote", r.RemoteAddr, "reason", err.Error())
+		http.Error(w, "unauthenticated: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+
+	// HTTP/2 is full duplex already; over HTTP/1.1 this lets us read the body while writing.
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := s.register(replica, cancel)
+	defer s.unregister(c)
+	log := s.log.WithValues("replica", replica)
+	log.Info("gateway connected", "remote", r.RemoteAddr)
+	defer log.Info("gateway disconnected")
+
+	go func() {
+		defer cancel()
+		s.readFrames(c, r.Body, log)
+	}()
+	s.writeFrames(ctx, c, w, rc)
+}
+
+func (s *Server) register(replica string, cancel context.CancelFunc) *conn {
+	c := &conn{replica: replica, notify: make(chan struct{}, 1), cancel: cancel}
+	c.notify <- struct{}{} // send the current snapshot at once
+	s.mu.Lock()
+	old := s.conns[replica]
+	s.conns[replica] = c
+	n := len(s.conns)
+	s.mu.Unlock()
+	if old != nil {
+		old.cancel() // a replica reconnecting replaces its stale stream
+	}
+	s.replicasChanged(n, old == nil)
+	s.changed()
+	return c
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	gone := s.conns[c.replica] == c
+	if gone {
+		delete(s.conns, c.replica)
+		delete(s.breakers, c.replica) // it resyncs when it comes back
+	}
+	n := len(s.conns)
+	s.mu.Unlock()
+	if gone {
+		s.replicasChanged(n, true)
+		s.changed()
+	}
+}
+
+func (s *Server) writeFrames(ctx context.Context, c *conn, w http.ResponseWriter, rc *http.ResponseController) {
+	var sent uint64
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := w.Write([]byte("{}\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-c.notify:
+			s.mu.Lock()
+			cur := s.current
+			s.mu.Unlock()
+			if cur == nil || cur.version == sent {
+				continue
+			}
+			if _, err := w.Write(cur.frame); err != nil || rc.Flush() != nil {
+				return
+			}
+			sent = cur.version
+		}
+	}
+}
+
+// maxGatewayFrame bounds one frame from a gateway (a resync of many open endpoints is the largest).
+const maxGatewayFrame = 4 << 20
+
+func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }, log logr.Logger) {
+	dec := json.NewDecoder(&limitedReader{r: body, n: maxGatewayFrame})
+	for {
+		var f GatewayFrame
+		if err := dec.Decode(&f); err != nil {
+			return
+		}
+		switch {
+		case f.Ack != nil:
+			s.mu.Lock()
+			c.acked, c.ackErr = f.Ack.Version, f.Ack.Error
+			s.mu.Unlock()
+			if f.Ack.Error != "" {
+				log.Info("gateway refused a snapshot", "version", f.Ack.Version, "error", f.Ack.Error)
+			}
+			s.changed()
+		case f.Breaker != nil:
+			s.recordBreaker(c.replica, *f.Breaker, false)
+			if s.OnBreaker != nil {
+				s.OnBreaker(c.replica, *f.Breaker)
+			}
+			s.changed()
+		case f.Resync != nil:
+			s.mu.Lock()
+			delete(s.breakers, c.replica)
+			s.mu.Unlock()
+			for _, b := range f.Resync.Open {
+				s.recordBreaker(c.replica, b, true)
+			}
+			s.changed()
+		}
+	}
+}
+
+// limitedReader fails once more than maxGatewayFrame bytes arrive without a newline, so a peer cannot
+// make the decoder buffer an unbounded frame; every newline (a frame boundary) renews the allowance.
+type limitedReader struct {
+	r interface{ Read([]byte) (int, error) }
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	// Replenish the budget at each newline: the limit is per frame, not per stream.
+	for _, b := range p[:n] {
+		if b == '\n' {
+			l.n = maxGatewayFrame
+			return n, err
+		}
+	}
+	l.n -= int64(n)
+	if l.n <= 0 && err == nil {
+		err = errors.New("gateway frame too large")
+	}
+	return n, err
+}
+
+func breakerKey(b BreakerChange) string {
+	return fmt.Sprintf("%s/%s|%s:%d|%s", b.Namespace, b.Name, b.Service, b.Port, b.Endpoint)
+}
+
+func (s *Server) recordBreaker(replica string, b BreakerChange, resync bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.breakers[replica]
+	if m == nil {
+		m = map[string]string{}
+		s.breakers[replica] = m
+	}
+	if b.To == "Closed" || b.To == "" {
+		delete(m, breakerKey(b))
+		return
+	}
+	m[breakerKey(b)] = b.To
+}
+
+// BreakerStatus aggregates a CircuitBreaker's live state across the connected replicas: the worst
+// state (Open, then HalfOpen, then Closed), the replicas where a Service-scope breaker is open, and the
+// distinct endpoints whose breaker is open on some replica.
+func (s *Server) BreakerStatus(namespace, name string) (state string, openReplicas, openEndpoints int) {
+	prefix := namespace + "/" + name + "|"
+	state = "Closed"
+	endpoints := map[string]bool{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.breakers {
+		replicaOpen := false
+		for k, st := range m {
+			if !strings.HasPrefix(k, prefix) {
+				continue
+			}
+			if st == "Open" {
+				state = "Open"
+				_, endpoint, _ := strings.Cut(strings.TrimPrefix(k, prefix), "|")
+				if endpoint == "" {
+					replicaOpen = true
+				} else {
+					endpoints[k] = true
+				}
+			} else if st == "HalfOpen" && state == "Closed" {
+				state = "HalfOpen"
+			}
+		}
+		if replicaOpen {
+			openReplicas++
+		}
+	}
+	return state, openReplicas, len(endpoints)
+}
+
+// Programmed reports whether every connected gateway replica runs a snapshot holding the policy at
+// the given generation. Endpoint changes make new versions but keep generations, so they do not flip it.
+func (s *Server) Programmed(kind, namespace, name string, generation int64) (bool, string, string) {
+	key := compile.PolicyRef{Kind: kind, Namespace: namespace, Name: name}.Key()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) == 0 {
+		return false, "NoGateways", "no gateway replica is connected to the manager"
+	}
+	if s.current == nil || s.current.policies[key] != generation {
+		return false, "Pending", fmt.Sprintf("0/%d gateway replicas: generation %d is not in force (see Accepted) or not compiled yet", len(s.conns), generation)
+	}
+	var lagging []string
+	for replica, c := range s.conns {
+		if s.history[c.acked][key] != generation {
+			lagging = append(lagging, replica)
+		}
+	}
+	ready := len(s.conns) - len(lagging)
+	if len(lagging) == 0 {
+		return true, "Programmed", fmt.Sprintf("%d/%d gateway replicas", ready, len(s.conns))
+	}
+	sort.Strings(lagging)
+	return false, "Pending", fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(s.conns), strings.Join(lagging, ", "))
+}
+
+func (s *Server) changed() {
+	if s.OnChange != nil {
+		s.OnChange()
+	}
+}
+
+func (s *Server) replicasChanged(n int, changed bool) {
+	if changed && s.OnReplicas != nil {
+		s.OnReplicas(n)
+	}
+}
