@@ -13,51 +13,83 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-// Command manager runs the resilience operator's reconcilers: it validates RateLimit, CircuitBreaker and
-// RetryPolicy objects, resolves their targets and writes their status.
+// Command manager runs the resilience operator's control plane: the reconcilers that validate RateLimit,
+// CircuitBreaker and RetryPolicy objects and write their status, the snapshot builder, and the
+// distribution server that streams snapshots to the gateways.
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/controller"
+	"resilience.dev/operator/internal/distribution"
 )
 
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",namespace=resilience-system,resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+type config struct {
+	metricsAddr, probeAddr, streamAddr string
+	leaderElect                        bool
+	gatewaySA                          string // namespace/name
+	caSecret                           string // namespace/name
+	certHosts                          string
+	writeCAFile                        string
+}
+
 func main() {
-	var (
-		metricsAddr string
-		probeAddr   string
-		leaderElect bool
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus metrics endpoint binds to; 0 disables it")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so that only one manager replica writes status")
+	var c config
+	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus metrics endpoint binds to; 0 disables it")
+	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
+	flag.StringVar(&c.streamAddr, "distribution-bind-address", ":9443", "address the gateways' snapshot stream (TLS) binds to")
+	flag.BoolVar(&c.leaderElect, "leader-elect", false, "elect a leader, so that only one manager replica writes status")
+	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-system/resilience-gateway", "namespace/name of the ServiceAccount gateways authenticate as")
+	flag.StringVar(&c.caSecret, "ca-secret", "resilience-system/resilience-distribution-ca", "namespace/name of the Secret holding the stream's CA (created when absent)")
+	flag.StringVar(&c.certHosts, "distribution-hosts", "resilience-manager.resilience-system.svc,resilience-manager.resilience-system.svc.cluster.local,localhost,127.0.0.1", "comma-separated names and IPs in the stream's serving certificate")
+	flag.StringVar(&c.writeCAFile, "write-ca-file", "", "also write the CA certificate to this file (local mode: the gateway reads it)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
-	if err := run(metricsAddr, probeAddr, leaderElect); err != nil {
+	if err := run(c); err != nil {
 		ctrl.Log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool) error {
+func run(c config) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	saNS, saName, ok1 := strings.Cut(c.gatewaySA, "/")
+	caNS, caName, ok2 := strings.Cut(c.caSecret, "/")
+	if !ok1 || !ok2 {
+		return errors.New("--gateway-service-account and --ca-secret take namespace/name")
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -65,16 +97,57 @@ func run(metricsAddr, probeAddr string, leaderElect bool) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:        probeAddr,
-		LeaderElection:                leaderElect,
+		Metrics:                       metricsserver.Options{BindAddress: c.metricsAddr},
+		HealthProbeBindAddress:        c.probeAddr,
+		LeaderElection:                c.leaderElect,
 		LeaderElectionID:              "resilience-operator.resilience.dev",
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controller.SetupAll(mgr); err != nil {
+
+	ctx := ctrl.SetupSignalHandler()
+	ca, err := distribution.EnsureCA(ctx, mgr.GetAPIReader(), mgr.GetClient(), caNS, caName)
+	if err != nil {
+		return err
+	}
+	if c.writeCAFile != "" {
+		if err := os.WriteFile(c.writeCAFile, ca.CertPEM, 0o644); err != nil {
+			return fmt.Errorf("write CA file: %w", err)
+		}
+	}
+	cert, err := ca.Issue(time.Now(), strings.Split(c.certHosts, ",")...)
+	if err != nil {
+		return fmt.Errorf("issue serving certificate: %w", err)
+	}
+
+	log := ctrl.Log.WithName("distribution")
+	server := distribution.NewServer(&distribution.TokenReviewAuthenticator{
+		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, log)
+	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: server, Breakers: server})
+	if err != nil {
+		return err
+	}
+	builder := (&controller.SnapshotBuilder{Cache: mgr.GetCache(), Publisher: server}).Init()
+	if err := mgr.Add(builder); err != nil {
+		return err
+	}
+	events := mgr.GetEventRecorder("resilience-manager")
+	server.OnChange = notifier.Poke
+	server.OnReplicas = func(int) { builder.Trigger() }
+	server.OnBreaker = func(replica string, ch distribution.BreakerChange) {
+		cb := &v1alpha1.CircuitBreaker{}
+		if err := mgr.GetClient().Get(ctx, client.ObjectKey{Namespace: ch.Namespace, Name: ch.Name}, cb); err != nil {
+			return
+		}
+		where := fmt.Sprintf("replica %s, Service %s port %d", replica, ch.Service, ch.Port)
+		if ch.Endpoint != "" {
+			where += ", endpoint " + ch.Endpoint
+		}
+		events.Eventf(cb, nil, "Normal", "Circuit"+ch.To, "Transition", "%s -> %s on %s: %s", ch.From, ch.To, where, ch.Cause)
+	}
+	if err := mgr.Add(streamServer(c.streamAddr, server, cert)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -83,6 +156,32 @@ func run(metricsAddr, probeAddr string, leaderElect bool) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	ctrl.Log.Info("starting manager")
-	return mgr.Start(ctrl.SetupSignalHandler())
+	ctrl.Log.Info("starting manager", "stream", c.streamAddr)
+	return mgr.Start(ctx)
+}
+
+// streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
+func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Runnable {
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		srv := &http.Server{
+			Addr:              addr,
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}},
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		go func() {
+			<-ctx.Done()
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+		}()
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
@@ -32,8 +33,11 @@ type CircuitBreakerReconciler struct {
 	client.Client
 	// Programmed reports whether gateways run a policy; nil means no gateway is connected.
 	Programmed ProgrammedSource
+	// Breakers reports live breaker state; nil means no gateway reports any.
+	Breakers BreakerSource
 
-	shared *policyReconciler[*v1alpha1.CircuitBreaker]
+	requeue chan event.GenericEvent
+	shared  *policyReconciler[*v1alpha1.CircuitBreaker]
 }
 
 // +kubebuilder:rbac:groups=resilience.dev,resources=circuitbreakers,verbs=get;list;watch
@@ -64,15 +68,21 @@ func (r *CircuitBreakerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return out
 		},
 		validate:    func(p *v1alpha1.CircuitBreaker) field.ErrorList { return policy.ValidateCircuitBreaker(&p.Spec) },
-		extraStatus: setBreakerState,
+		extraStatus: r.setBreakerState,
 	}}
-	return r.shared.setupWithManager(mgr, r)
+	return r.shared.setupWithManager(mgr, r, r.requeue)
 }
 
-// setBreakerState fills the live-state fields. Until gateways report breaker state, no replica has the
-// breaker open, so it reads Closed.
-func setBreakerState(cb *v1alpha1.CircuitBreaker) {
-	if cb.Status.State == "" {
-		cb.Status.State = v1alpha1.CircuitClosed
+// setBreakerState fills the live-state fields from what the gateways report. With no report, no
+// replica has the breaker open, so it reads Closed.
+func (r *CircuitBreakerReconciler) setBreakerState(cb *v1alpha1.CircuitBreaker) {
+	cb.Status.State, cb.Status.OpenReplicas, cb.Status.OpenEndpoints = v1alpha1.CircuitClosed, 0, 0
+	if r.Breakers == nil {
+		return
 	}
+	state, replicas, endpoints := r.Breakers.BreakerStatus(cb.Namespace, cb.Name)
+	if state != "" {
+		cb.Status.State = v1alpha1.CircuitState(state)
+	}
+	cb.Status.OpenReplicas, cb.Status.OpenEndpoints = int32(replicas), int32(endpoints)
 }

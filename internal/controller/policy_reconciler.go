@@ -33,6 +33,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
@@ -175,7 +176,7 @@ func (r *policyReconciler[T]) resolve(ctx context.Context, namespace string) (po
 
 // setupWithManager registers the reconciler: it owns its kind and watches Services and peer policies,
 // because both change which policy governs a port.
-func (r *policyReconciler[T]) setupWithManager(mgr ctrl.Manager, rec reconcile.Reconciler) error {
+func (r *policyReconciler[T]) setupWithManager(mgr ctrl.Manager, rec reconcile.Reconciler, requeue <-chan event.GenericEvent) error {
 	idx := func(o client.Object) []string {
 		p, ok := o.(T)
 		if !ok {
@@ -190,13 +191,16 @@ func (r *policyReconciler[T]) setupWithManager(mgr ctrl.Manager, rec reconcile.R
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), r.ops.newObj(), targetNameIndex, idx); err != nil {
 		return fmt.Errorf("index %s by target: %w", r.ops.kind, err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(r.ops.newObj(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.policiesTargeting)).
 		Watches(r.ops.newObj(), handler.EnqueueRequestsFromMapFunc(r.peersOf),
 			builder.WithPredicates(peerChange{})).
-		Named(strings.ToLower(r.ops.kind)).
-		Complete(rec)
+		Named(strings.ToLower(r.ops.kind))
+	if requeue != nil { // gateway acks and breaker state: state outside the API server
+		b = b.WatchesRawSource(source.Channel(requeue, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(rec)
 }
 
 // policiesTargeting maps a Service to the policies of this kind that name it.

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
@@ -33,7 +34,8 @@ type RetryPolicyReconciler struct {
 	// Programmed reports whether gateways run a policy; nil means no gateway is connected.
 	Programmed ProgrammedSource
 
-	shared *policyReconciler[*v1alpha1.RetryPolicy]
+	requeue chan event.GenericEvent
+	shared  *policyReconciler[*v1alpha1.RetryPolicy]
 }
 
 // +kubebuilder:rbac:groups=resilience.dev,resources=retrypolicies,verbs=get;list;watch
@@ -66,5 +68,5 @@ func (r *RetryPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		validate:    func(p *v1alpha1.RetryPolicy) field.ErrorList { return policy.ValidateRetryPolicy(&p.Spec) },
 		extraStatus: nil,
 	}}
-	return r.shared.setupWithManager(mgr, r)
+	return r.shared.setupWithManager(mgr, r, r.requeue)
 }

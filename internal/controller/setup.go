@@ -5,7 +5,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
 You may obtain a copy of the License at
 
-	http://www.apache.org/licenses/LICENSE-2.0
+    http://www.apache.org/licenses/LICENSE-2.0
 
 Unless required by applicable law or agreed to in writing, software
 distributed under the License is distributed on an "AS IS" BASIS,
@@ -16,22 +16,119 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"resilience.dev/operator/api/v1alpha1"
 )
 
-// SetupAll registers the reconcilers of all three kinds with the manager.
-func SetupAll(mgr ctrl.Manager) error {
+// BreakerSource reports a CircuitBreaker's live state across gateway replicas.
+type BreakerSource interface {
+	BreakerStatus(namespace, name string) (state string, openReplicas, openEndpoints int)
+}
+
+// Options wires the reconcilers to the gateways' live state. The zero value means no gateway exists.
+type Options struct {
+	Programmed ProgrammedSource
+	Breakers   BreakerSource
+}
+
+// Notifier requeues every policy when state outside the API server changed (gateway acks, breaker
+// transitions). Pokes are coalesced: at most one sweep per interval.
+type Notifier struct {
+	client   client.Reader
+	interval time.Duration
+	poke     chan struct{}
+	channels map[string]chan event.GenericEvent
+}
+
+// Poke asks for a sweep; it never blocks.
+func (n *Notifier) Poke() {
+	select {
+	case n.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the sweeps until ctx ends (a manager Runnable, on every replica: cheap, and only the
+// leader's reconcilers act on it).
+func (n *Notifier) Start(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.poke:
+		}
+		n.sweep(ctx)
+		select { // coalesce a burst of pokes (many acks at once) into the next sweep
+		case <-ctx.Done():
+			return nil
+		case <-time.After(n.interval):
+		}
+	}
+}
+
+func (n *Notifier) sweep(ctx context.Context) {
+	lists := map[string]client.ObjectList{
+		"RateLimit": &v1alpha1.RateLimitList{}, "CircuitBreaker": &v1alpha1.CircuitBreakerList{},
+		"RetryPolicy": &v1alpha1.RetryPolicyList{},
+	}
+	for kind, list := range lists {
+		if err := n.client.List(ctx, list); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "list policies to requeue", "kind", kind)
+			continue
+		}
+		var objs []client.Object
+		switch l := list.(type) {
+		case *v1alpha1.RateLimitList:
+			for i := range l.Items {
+				objs = append(objs, &l.Items[i])
+			}
+		case *v1alpha1.CircuitBreakerList:
+			for i := range l.Items {
+				objs = append(objs, &l.Items[i])
+			}
+		case *v1alpha1.RetryPolicyList:
+			for i := range l.Items {
+				objs = append(objs, &l.Items[i])
+			}
+		}
+		for _, o := range objs {
+			select {
+			case n.channels[kind] <- event.GenericEvent{Object: o}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// SetupAll registers the reconcilers of all three kinds with the manager, and returns the notifier the
+// distribution server pokes when gateways change what they run.
+func SetupAll(mgr ctrl.Manager, opts Options) (*Notifier, error) {
+	n := &Notifier{client: mgr.GetClient(), interval: 100 * time.Millisecond, poke: make(chan struct{}, 1),
+		channels: map[string]chan event.GenericEvent{
+			"RateLimit": make(chan event.GenericEvent, 1024), "CircuitBreaker": make(chan event.GenericEvent, 1024),
+			"RetryPolicy": make(chan event.GenericEvent, 1024),
+		}}
 	c := mgr.GetClient()
-	if err := (&RateLimitReconciler{Client: c}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up RateLimit reconciler: %w", err)
+	if err := (&RateLimitReconciler{Client: c, Programmed: opts.Programmed, requeue: n.channels["RateLimit"]}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up RateLimit reconciler: %w", err)
 	}
-	if err := (&CircuitBreakerReconciler{Client: c}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up CircuitBreaker reconciler: %w", err)
+	if err := (&CircuitBreakerReconciler{Client: c, Programmed: opts.Programmed, Breakers: opts.Breakers,
+		requeue: n.channels["CircuitBreaker"]}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up CircuitBreaker reconciler: %w", err)
 	}
-	if err := (&RetryPolicyReconciler{Client: c}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up RetryPolicy reconciler: %w", err)
+	if err := (&RetryPolicyReconciler{Client: c, Programmed: opts.Programmed, requeue: n.channels["RetryPolicy"]}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up RetryPolicy reconciler: %w", err)
 	}
-	return nil
+	if err := mgr.Add(n); err != nil {
+		return nil, fmt.Errorf("add notifier: %w", err)
+	}
+	return n, nil
 }

@@ -69,7 +69,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := SetupAll(mgr); err != nil {
+	if _, err := SetupAll(mgr, Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

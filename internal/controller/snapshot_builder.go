@@ -1,0 +1,155 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/compile"
+)
+
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
+// Publisher receives each new snapshot (the distribution server).
+type Publisher interface {
+	Publish(*compile.Snapshot) (uint64, error)
+	Replicas() int
+}
+
+// SnapshotBuilder compiles a new snapshot whenever policies, Services or EndpointSlices change, and
+// publishes it when its content differs from the last. It runs on every manager replica, leader or
+// not, so any replica can serve gateways.
+type SnapshotBuilder struct {
+	Cache     cache.Cache
+	Publisher Publisher
+	// Debounce coalesces a burst of changes (a kubectl apply of many objects) into one compile.
+	Debounce time.Duration
+
+	trigger chan struct{}
+	last    []byte
+}
+
+// NeedLeaderElection reports false: every replica builds snapshots.
+func (b *SnapshotBuilder) NeedLeaderElection() bool { return false }
+
+// Trigger asks for a rebuild (e.g. when the number of gateway replicas changes, for Split limits).
+func (b *SnapshotBuilder) Trigger() {
+	select {
+	case b.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Init prepares the builder; call before Trigger can be used.
+func (b *SnapshotBuilder) Init() *SnapshotBuilder {
+	b.trigger = make(chan struct{}, 1)
+	if b.Debounce == 0 {
+		b.Debounce = 20 * time.Millisecond
+	}
+	return b
+}
+
+// Start watches the inputs and builds until ctx ends.
+func (b *SnapshotBuilder) Start(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("snapshot")
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { b.Trigger() },
+		UpdateFunc: func(any, any) { b.Trigger() },
+		DeleteFunc: func(any) { b.Trigger() },
+	}
+	for _, obj := range []client.Object{&v1alpha1.RateLimit{}, &v1alpha1.CircuitBreaker{}, &v1alpha1.RetryPolicy{},
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}} {
+		inf, err := b.Cache.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("informer for %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+	}
+	if !b.Cache.WaitForCacheSync(ctx) {
+		return nil
+	}
+	b.Trigger()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.trigger:
+		}
+		select { // let a burst of events settle
+		case <-ctx.Done():
+			return nil
+		case <-time.After(b.Debounce):
+		}
+		select { // drain the trigger that arrived while we waited
+		case <-b.trigger:
+		default:
+		}
+		if err := b.build(ctx); err != nil {
+			log.Error(err, "compile snapshot; gateways keep the last one")
+		}
+	}
+}
+
+func (b *SnapshotBuilder) build(ctx context.Context) error {
+	start := time.Now()
+	var in compile.Input
+	var rls v1alpha1.RateLimitList
+	var cbs v1alpha1.CircuitBreakerList
+	var rps v1alpha1.RetryPolicyList
+	var svcs corev1.ServiceList
+	var slices discoveryv1.EndpointSliceList
+	for _, l := range []client.ObjectList{&rls, &cbs, &rps, &svcs, &slices} {
+		if err := b.Cache.List(ctx, l); err != nil {
+			return fmt.Errorf("list %T: %w", l, err)
+		}
+	}
+	in.RateLimits, in.CircuitBreakers, in.RetryPolicies = rls.Items, cbs.Items, rps.Items
+	in.Services, in.EndpointSlices = svcs.Items, slices.Items
+	in.GatewayReplicas = b.Publisher.Replicas()
+	snap, err := compile.Compile(in)
+	if err != nil {
+		return err
+	}
+	content, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(content, b.last) {
+		return nil
+	}
+	version, err := b.Publisher.Publish(snap)
+	if err != nil {
+		return err
+	}
+	b.last = content
+	logf.FromContext(ctx).V(1).Info("published snapshot", "version", version, "services", len(snap.Services),
+		"policies", len(snap.Policies), "bytes", len(content), "compile", time.Since(start).String())
+	return nil
+}
