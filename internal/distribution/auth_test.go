@@ -1,0 +1,97 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package distribution
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"resilience.dev/operator/internal/controlplane"
+)
+
+// TestTokenReviewAuthenticator runs against a real kube-apiserver: only a token of the gateway's own
+// ServiceAccount, minted for the gateway audience, is accepted.
+func TestTokenReviewAuthenticator(t *testing.T) {
+	cp, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cp.Stop() }()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cp.Config)
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "resilience-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range []string{"resilience-gateway", "intruder"} {
+		if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "resilience-system", Name: sa}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := func(sa, audience string) string {
+		t.Helper()
+		tr, err := cs.CoreV1().ServiceAccounts("resilience-system").CreateToken(ctx, sa,
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("TokenRequest for %s: %v", sa, err)
+		}
+		return tr.Status.Token
+	}
+	auth := &TokenReviewAuthenticator{Client: c, Namespace: "resilience-system", ServiceAccount: "resilience-gateway"}
+	cases := []struct {
+		desc    string
+		token   string
+		claimed string
+		want    string
+		refused bool
+	}{
+		{desc: "the gateway's token for the gateway audience", token: token("resilience-gateway", Audience), claimed: "gw-0", want: "gw-0"},
+		{desc: "another ServiceAccount's token", token: token("intruder", Audience), refused: true},
+		{desc: "the gateway's token for another audience", token: token("resilience-gateway", "https://kubernetes.default.svc"), refused: true},
+		{desc: "garbage", token: "not-a-token", refused: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			got, err := auth.Authenticate(ctx, tc.token, tc.claimed)
+			switch {
+			case tc.refused && err == nil:
+				t.Fatalf("accepted as %q", got)
+			case tc.refused && !errors.Is(err, ErrUnauthenticated):
+				t.Fatalf("refused for the wrong reason: %v", err)
+			case !tc.refused && (err != nil || got != tc.want):
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+
