@@ -61,8 +61,9 @@ bench: ## Benchmark the patterns beside their anchor libraries and print a ratio
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager binary.
+build: manifests generate fmt vet ## Build the manager and gateway binaries.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
@@ -99,4 +100,5 @@ setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else bui
 .PHONY: run-local
 run-local: manifests generate setup-envtest ## Run a local control plane with the operator, no cluster needed (Ctrl-C stops all).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go run ./hack/runlocal --bin $(LOCALBIN)

@@ -1,0 +1,174 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+// Command gateway is the enforcement gateway: an HTTP proxy that applies the resilience policies the
+// manager streams to it (rate limits, circuit breakers, retries, timeouts, hedging) to live traffic.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/distribution"
+	"resilience.dev/operator/internal/gateway"
+)
+
+type config struct {
+	listen, healthListen, metricsListen string
+	managerURL, caFile, tokenFile       string
+	replica, clusterDomain              string
+	handMade, localDev, passThrough     bool
+	staleBytes                          int64
+}
+
+func main() {
+	host, _ := os.Hostname()
+	var c config
+	flag.StringVar(&c.listen, "listen", ":8080", "address for proxied traffic")
+	flag.StringVar(&c.healthListen, "health-listen", ":8081", "address for /healthz and /readyz")
+	flag.StringVar(&c.metricsListen, "metrics-listen", ":9090", "address for /metrics (Prometheus)")
+	flag.StringVar(&c.managerURL, "manager-url", "https://resilience-manager.resilience-system.svc:9443", "the manager's snapshot stream")
+	flag.StringVar(&c.caFile, "manager-ca-file", "/etc/resilience/ca/ca.crt", "CA certificate that signs the manager's stream certificate")
+	flag.StringVar(&c.tokenFile, "token-file", "/var/run/secrets/resilience/token", "projected ServiceAccount token (audience "+distribution.Audience+")")
+	flag.StringVar(&c.replica, "replica", envOr("POD_NAME", host), "this replica's name, as status messages show it")
+	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	flag.BoolVar(&c.handMade, "allow-hand-made-endpoints", false, "follow EndpointSlices not made by the EndpointSlice controller")
+	flag.BoolVar(&c.localDev, "local-dev", false, "local development: hand-made EndpointSlices, and FQDN endpoints under .localhost dial loopback")
+	flag.BoolVar(&c.passThrough, "allow-pass-through", false, "forward requests to in-cluster Services without a policy instead of refusing them")
+	flag.Int64Var(&c.staleBytes, "stale-cache-bytes", 64<<20, "memory bound of the stale responses kept for serveStale")
+	flag.Parse()
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(c, log); err != nil {
+		log.Error("gateway stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(c config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	caPEM, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return fmt.Errorf("read the manager's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("%s holds no PEM certificate", c.caFile)
+	}
+
+	client := &distribution.Client{
+		URL: c.managerURL, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Token: distribution.TokenFile(c.tokenFile), Replica: c.replica,
+		Log: logr.FromSlogHandler(log.Handler()).WithName("stream"),
+	}
+	gw, err := gateway.New(gateway.Options{
+		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
+		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log,
+		OnBreakerChange: func(e gateway.BreakerEvent) { client.Send(toChange(e)) },
+	})
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	client.Apply = func(data []byte) (uint64, error) {
+		snap, err := compile.Decode(data)
+		if err != nil {
+			return 0, err
+		}
+		if err := gw.Apply(snap); err != nil {
+			return 0, err
+		}
+		log.Info("applied snapshot", "version", snap.Version, "services", len(snap.Services), "policies", len(snap.Policies))
+		return snap.Version, nil
+	}
+	client.Resync = func() []distribution.BreakerChange {
+		states := gw.BreakerStates()
+		out := make([]distribution.BreakerChange, len(states))
+		for i, s := range states {
+			out[i] = toChange(s)
+		}
+		return out
+	}
+
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// Ready once it holds a configuration; it stays ready when the manager is unreachable.
+		if !gw.Ready() {
+			http.Error(w, "no snapshot from the manager yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ok: snapshot version %d\n", gw.Version())
+	})
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(gw.Registry(), promhttp.HandlerOpts{}))
+
+	servers := []*http.Server{
+		gw.HTTPServer(c.listen),
+		{Addr: c.healthListen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
+		{Addr: c.metricsListen, Handler: metrics, ReadHeaderTimeout: 5 * time.Second},
+	}
+	errs := make(chan error, len(servers)+1)
+	for _, s := range servers {
+		go func() {
+			if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve %s: %w", s.Addr, err)
+			}
+		}()
+	}
+	go gw.Run(ctx)
+	go func() { errs <- client.Run(ctx) }()
+	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(shutdown)
+	}
+	return runErr
+}
+
+func toChange(e gateway.BreakerEvent) distribution.BreakerChange {
+	return distribution.BreakerChange{Kind: e.Policy.Kind, Namespace: e.Policy.Namespace, Name: e.Policy.Name, UID: e.Policy.UID,
+		Service: e.Service, Port: e.Port, Endpoint: e.Endpoint, From: e.From, To: e.To, Cause: e.Cause, At: e.At}
+}
+
+func envOr(key, dflt string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return dflt
+}

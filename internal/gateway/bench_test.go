@@ -1,0 +1,98 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"resilience.dev/operator/internal/compile"
+)
+
+// staticRT is an in-memory upstream: a fixed 200 with an empty body, allocating only the response.
+type staticRT struct{}
+
+func (staticRT) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, ContentLength: 0}, nil
+}
+
+// discardWriter is a ResponseWriter that keeps one header map and writes nowhere.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+func benchGateway(b *testing.B, p compile.Port) {
+	g, err := New(Options{Transport: staticRT{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Apply(snap(1, p)); err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://api.shop/items?page=2", nil)
+	req.Header.Set("X-User-ID", "user-42")
+	req.Header.Set("Accept", "application/json")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			g.ServeHTTP(w, req)
+			if w.code != 200 {
+				b.Fatalf("got %d", w.code)
+			}
+		}
+	})
+}
+
+func BenchmarkGatewayNoPolicy(b *testing.B) {
+	benchGateway(b, port(ep(1), ep(2), ep(3)))
+}
+
+// allPolicies is a port with every pattern on: a keyed and an unkeyed limit that never refuse,
+// a breaker with a bulkhead, retries with per-try and overall timeouts, and hedging (when hedge).
+func allPolicies(hedge bool) compile.Port {
+	p := port(ep(1), ep(2), ep(3))
+	perUser := limit("per-user", 1_000_000, time.Second, 1_000_000)
+	perUser.Key = []compile.KeyPart{{Header: "X-User-ID"}, {ClientIP: true}}
+	p.RateLimit = rateLimit(limit("total", 1_000_000_000, time.Second, 1_000_000_000), perUser)
+	p.CircuitBreaker = circuitBreaker(5)
+	p.CircuitBreaker.Concurrency = &compile.Concurrency{MaxRequests: 10000, MaxQueued: 100, QueueTimeout: compile.Duration(time.Second)}
+	p.Retry = retry(3)
+	p.Retry.PerTryTimeout, p.Retry.Timeout = compile.Duration(time.Second), compile.Duration(2*time.Second)
+	if hedge {
+		p.Retry.HedgeDelay, p.Retry.MaxHedges = compile.Duration(100*time.Millisecond), 1
+	}
+	return p
+}
+
+func BenchmarkGatewayAllPolicies(b *testing.B) {
+	benchGateway(b, allPolicies(true))
+}
+
+// BenchmarkGatewayAllPoliciesNoHedge is AllPolicies without hedging, whose goroutine per try is the
+// largest single cost.
+func BenchmarkGatewayAllPoliciesNoHedge(b *testing.B) {
+	benchGateway(b, allPolicies(false))
+}

@@ -1,0 +1,378 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package gateway is the data plane of the resilience operator: an HTTP proxy that routes each request
+// to a managed Service (by the URL of an absolute-form request, else the Host header), runs it through
+// the chain of patterns the Service port's policies ask for, balances it over the port's ready
+// endpoints and forwards it.
+//
+// The chain has the contract's fixed order, assembled once per snapshot from small stages that each
+// hold the next one:
+//
+//	rate limit -> overall timeout -> retry (and hedge) -> bulkhead -> circuit breaker -> per-try timeout -> upstream
+//
+// A new snapshot (Apply) builds a whole new routing table and swaps it in atomically; requests in
+// flight finish on the table they started with. Pattern state (token buckets, breakers, bulkheads,
+// retry budgets, stale responses) lives in a registry keyed by the StateKey the compiler gives each
+// policy part, so a snapshot that leaves a part's parameters alone keeps its state; a rollout of the
+// backend (new endpoints) neither refills buckets nor closes an open Service breaker.
+//
+// The hot path takes no lock shared by all requests: the table is an atomic pointer, and the
+// patterns are lock-free on their fast paths.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/patterns/backoff"
+	"resilience.dev/operator/internal/patterns/breaker"
+	"resilience.dev/operator/internal/patterns/clock"
+)
+
+// Defaults of Options.
+const (
+	DefaultClusterDomain         = "cluster.local"
+	DefaultStaleCacheBytes       = 64 << 20
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultMaxIdleConnsPerHost   = 256
+	DefaultDelayQueueCapacity    = 1024
+	DefaultMaxRequestHeaderBytes = 1 << 20
+
+	// MaxReplayBody is the largest request body the gateway buffers so that it can send it again
+	// (retries, hedges); a larger body is streamed once and its request is never retried.
+	MaxReplayBody = 64 << 10
+)
+
+// Options configure a Gateway. The zero value is usable: every field has a default.
+type Options struct {
+	// ClusterDomain is the domain of in-cluster Service names (svc.ns.svc.<ClusterDomain>).
+	ClusterDomain string
+	// AllowHandMadeEndpoints follows endpoints of EndpointSlices not made by the EndpointSlice
+	// controller (IPv4, IPv6 and FQDN); otherwise they are ignored.
+	AllowHandMadeEndpoints bool
+	// LocalDev is the local-development mode: it implies AllowHandMadeEndpoints, and FQDN endpoints
+	// named "localhost" or under ".localhost" dial the loopback address (RFC 6761). Those are the
+	// only dials that may reach loopback.
+	LocalDev bool
+	// AllowPassThrough forwards requests for in-cluster Services without a policy (svc.ns.svc.<domain>,
+	// resolved by DNS, with the dial guard) instead of refusing them with 403.
+	AllowPassThrough bool
+	// StaleCacheBytes bounds the memory of the stale responses kept for serveStale.
+	StaleCacheBytes int64
+	// DelayQueueCapacity is how many requests may wait at once in the Delay queue of one RateLimit.
+	DelayQueueCapacity int
+	// Clock is the source of time of every pattern (clock.Real{} by default).
+	Clock clock.Clock
+	// Rand is the random source of backoff jitter; it must be safe for concurrent use. Nil uses
+	// math/rand/v2's global generator.
+	Rand backoff.Source
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the gateway's metrics; nil registers them in a private registry that
+	// Registry returns.
+	Registerer prometheus.Registerer
+	// OnBreakerChange, when set, is called on every transition of a circuit breaker in force (for
+	// the distribution client to forward to the manager). It runs on the goroutine of the request or
+	// tick that caused the transition, never with a lock of the gateway held, and must return
+	// quickly (hand the event to a buffered channel).
+	OnBreakerChange func(BreakerEvent)
+	// Transport, when set, replaces the built-in transport to the endpoints (tests and benchmarks
+	// use an in-memory one). The dial guard belongs to the built-in transport only.
+	Transport http.RoundTripper
+	// DialTimeout bounds connecting to an endpoint (default 5s).
+	DialTimeout time.Duration
+	// MaxIdleConnsPerHost is the number of idle keep-alive connections kept per endpoint (default 256).
+	MaxIdleConnsPerHost int
+	// MaxRequestHeaderBytes is the http.Server's MaxHeaderBytes in HTTPServer (default 1 MiB).
+	MaxRequestHeaderBytes int
+}
+
+// BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of
+// one that is not closed.
+type BreakerEvent struct {
+	Policy    compile.PolicyRef
+	Namespace string
+	Service   string
+	Port      int32
+	// Endpoint is the endpoint address ("10.0.0.7:8080") with scope Endpoint, "" with scope Service.
+	Endpoint string
+	// From and To are "Closed", "Open" or "HalfOpen" (From is "" in BreakerStates when unknown).
+	From, To string
+	Cause    string
+	At       time.Time
+}
+
+// Gateway is the data plane: an http.Handler enforcing the last snapshot applied.
+type Gateway struct {
+	opts     Options
+	clk      clock.Clock
+	domain   string
+	log      *slog.Logger
+	registry *prometheus.Registry // nil when Options.Registerer was given
+	m        *metrics
+	rt       http.RoundTripper
+	ownRT    *http.Transport // the built-in transport, nil when Options.Transport was given
+	stale    *staleShards
+	maxStale int // the largest body stored for serveStale
+
+	// Metrics of requests with no managed Service (refused, or passed through): their labels are
+	// empty, as the host is the client's choice.
+	unrouted       *codeCounters
+	passLatency    prometheus.Observer
+	passNoEndpoint prometheus.Counter
+
+	table   atomic.Pointer[table]
+	version atomic.Uint64
+	ready   atomic.Bool
+
+	applyMu sync.Mutex // serialises Apply
+	content []byte     // the snapshot in force, without its version, for the "unchanged" test
+}
+
+// New returns a Gateway that refuses every request until the first Apply.
+func New(o Options) (*Gateway, error) {
+	if o.ClusterDomain == "" {
+		o.ClusterDomain = DefaultClusterDomain
+	}
+	domain := strings.Trim(strings.ToLower(o.ClusterDomain), ".")
+	if !isDomain(domain) {
+		return nil, fmt.Errorf("gateway: cluster domain %q is not a DNS name", o.ClusterDomain)
+	}
+	if o.LocalDev {
+		o.AllowHandMadeEndpoints = true
+	}
+	if o.StaleCacheBytes == 0 {
+		o.StaleCacheBytes = DefaultStaleCacheBytes
+	}
+	if o.StaleCacheBytes < 0 {
+		return nil, fmt.Errorf("gateway: stale cache bytes %d is negative", o.StaleCacheBytes)
+	}
+	if o.DelayQueueCapacity <= 0 {
+		o.DelayQueueCapacity = DefaultDelayQueueCapacity
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if o.MaxRequestHeaderBytes <= 0 {
+		o.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
+	}
+	g := &Gateway{opts: o, clk: o.Clock, domain: domain, log: o.Logger}
+	reg := o.Registerer
+	if reg == nil {
+		g.registry = prometheus.NewRegistry()
+		reg = g.registry
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	g.m = m
+	g.unrouted = &codeCounters{vec: m.requests}
+	g.passLatency = m.latency.WithLabelValues("", "")
+	g.passNoEndpoint = m.rejections.WithLabelValues("", "", "", "", reasonNoEndpoint)
+	stale, err := newStaleShards(o.StaleCacheBytes)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.stale = stale
+	g.maxStale = int(min(stale.shardBytes/2, 1<<20))
+	if o.Transport != nil {
+		g.rt = o.Transport
+	} else {
+		g.ownRT = newTransport(o)
+		g.rt = g.ownRT
+	}
+	return g, nil
+}
+
+// Registry returns the private registry holding the gateway's metrics, or nil when they were
+// registered with Options.Registerer.
+func (g *Gateway) Registry() *prometheus.Registry { return g.registry }
+
+// Version returns the version of the last snapshot applied (0 before the first).
+func (g *Gateway) Version() uint64 { return g.version.Load() }
+
+// Ready reports whether a snapshot has been applied.
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// Close releases the idle connections of the built-in transport.
+func (g *Gateway) Close() {
+	if g.ownRT != nil {
+		g.ownRT.CloseIdleConnections()
+	}
+}
+
+// HTTPServer returns an http.Server for the traffic listener serving g, with the header limit of
+// the options and timeouts that bound slow clients without cutting long responses.
+func (g *Gateway) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           g,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Apply puts snapshot s in force. It validates s (compile's Validate) and builds a whole new routing
+// table, keeping the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged
+// and dropping the state of those that no longer appear, then swaps the table in atomically. On error
+// the table in force stays. A snapshot equal to the one in force but for its version only records
+// the version. s is not retained.
+func (g *Gateway) Apply(s *compile.Snapshot) error {
+	if err := s.Validate(); err != nil {
+		g.m.applyErrors.Inc()
+		return fmt.Errorf("gateway: apply snapshot: %w", err)
+	}
+	content, err := json.Marshal(struct {
+		S []compile.Service
+		P []compile.PolicyRef
+	}{s.Services, s.Policies})
+	if err != nil {
+		g.m.applyErrors.Inc()
+		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
+	}
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	old := g.table.Load()
+	if old != nil && bytes.Equal(content, g.content) {
+		g.setVersion(s.Version)
+		return nil
+	}
+	t, err := g.build(s, old)
+	if err != nil {
+		g.m.applyErrors.Inc()
+		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
+	}
+	t.state.commit()
+	g.table.Store(t)
+	g.content = content
+	g.setVersion(s.Version)
+	if old != nil {
+		old.state.dropUnused(t.state, g.m)
+	}
+	g.ready.Store(true)
+	g.log.Info("snapshot applied", "version", s.Version, "services", len(s.Services), "policies", len(s.Policies))
+	return nil
+}
+
+func (g *Gateway) setVersion(v uint64) {
+	g.version.Store(v)
+	g.m.version.Set(float64(v))
+}
+
+// Tick makes every breaker in force look at the time (breaker.State), so that an open breaker whose
+// open duration has passed becomes half-open, and reports it, without waiting for traffic. Run
+// calls it every second; callers with their own loop may call it instead.
+func (g *Gateway) Tick(now time.Time) {
+	t := g.table.Load()
+	if t == nil {
+		return
+	}
+	for _, b := range t.state.breakerList {
+		b.b.State(now)
+	}
+}
+
+// Run calls Tick every second until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	for {
+		tm := g.clk.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return
+		case now := <-tm.C():
+			g.Tick(now)
+		}
+	}
+}
+
+// BreakerStates returns the breakers in force that are not closed, each as the event that brought
+// it to its current state (for a resync after the manager connection comes back).
+func (g *Gateway) BreakerStates() []BreakerEvent {
+	t := g.table.Load()
+	if t == nil {
+		return nil
+	}
+	now := g.clk.Now()
+	var out []BreakerEvent
+	for _, b := range t.state.breakerList {
+		st := b.b.State(now)
+		if st == breaker.Closed {
+			continue
+		}
+		if ev := b.last.Load(); ev != nil && ev.To == st.String() {
+			out = append(out, *ev)
+			continue
+		}
+		ev := b.event(breaker.Transition{To: st, At: now})
+		ev.From = ""
+		out = append(out, ev)
+	}
+	return out
+}
+
+// errNoConfig answers requests before the first snapshot.
+var errNoConfig = errors.New("the gateway has no configuration yet")
+
+// newTransport builds the shared transport to the endpoints: keep-alive connections reused across
+// requests, sized for a proxy (many idle connections per endpoint), no proxy from the environment,
+// no transparent compression (the client's Accept-Encoding passes through), and every dial checked
+// by the dial guard on the resolved address.
+func newTransport(o Options) *http.Transport {
+	d := &dialer{
+		localDev: o.LocalDev,
+		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
+		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
+	}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           0, // no global cap: MaxIdleConnsPerHost bounds each endpoint
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  1 * time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+	}
+}

@@ -1,0 +1,399 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/patterns/ratelimit"
+	"resilience.dev/operator/internal/patterns/waitqueue"
+)
+
+// maxLimits is the most limits a RateLimit has (the CRD's maxItems).
+const maxLimits = 8
+
+// limitEntry is one limit of a RateLimit on one port: its bucket (or keyed buckets), what it matches
+// and its header values, computed once per snapshot.
+type limitEntry struct {
+	name       string
+	bucket     *ratelimit.Bucket
+	keyed      *ratelimit.Keyed
+	parts      []keyPart
+	methods    []string
+	pathPrefix string
+
+	quotedName  string   // "name" as an sf-string
+	limitValue  []string // X-RateLimit-Limit
+	policyValue []string // RateLimit-Policy
+
+	msg      string
+	rejected prometheus.Counter
+	dry      prometheus.Counter
+}
+
+type keyPart struct {
+	clientIP bool
+	header   string // canonical
+}
+
+// matches reports whether the limit applies to r: its method is listed (or none are), and its path
+// is under pathPrefix by whole segments (as Gateway API's PathPrefix: "/orders" matches "/orders"
+// and "/orders/7", not "/ordersx").
+func (l *limitEntry) matches(r *http.Request) bool {
+	if len(l.methods) > 0 && !slices.Contains(l.methods, r.Method) {
+		return false
+	}
+	return pathUnder(r.URL.Path, l.pathPrefix)
+}
+
+func pathUnder(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	prefix = strings.TrimSuffix(prefix, "/")
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+}
+
+// rateLimitStage takes a token from every limit matching the request, all or nothing.
+type rateLimitStage struct {
+	next   stage
+	route  *portRoute
+	limits []*limitEntry
+	ip     ipResolver
+	queue  *waitqueue.Queue // Delay mode
+	dryRun bool
+	log    *slog.Logger
+	logged logThrottle
+	policy string
+
+	queueFull prometheus.Counter
+	clk       clock.Clock
+}
+
+func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *compile.RateLimit, prev, reg *registry) (stage, error) {
+	if len(rl.Limits) == 0 || len(rl.Limits) > maxLimits {
+		return nil, fmt.Errorf("rate limit %s: %d limits, want 1..%d", rl.Policy.Name, len(rl.Limits), maxLimits)
+	}
+	s := &rateLimitStage{next: next, route: pr, dryRun: rl.DryRun, log: g.log, policy: rl.Policy.Name, clk: g.clk,
+		ip: ipResolver{v6bits: rl.IPv6PrefixLength}}
+	for _, c := range rl.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("rate limit %s: trusted proxy %q: %w", rl.Policy.Name, c, err)
+		}
+		s.ip.trusted = append(s.ip.trusted, p.Masked())
+	}
+	ns, svc := pr.svc.ns, pr.svc.name
+	keys := make([]string, 0, len(rl.Limits))
+	for _, l := range rl.Limits {
+		e, err := g.newLimitEntry(l, prev, reg)
+		if err != nil {
+			return nil, fmt.Errorf("rate limit %s: limit %q: %w", rl.Policy.Name, l.Name, err)
+		}
+		e.msg = fmt.Sprintf("rate limit %q of RateLimit %s exceeded", l.Name, rl.Policy.Name)
+		e.rejected = g.m.rejections.WithLabelValues(ns, svc, rl.Policy.Name, l.Name, reasonRateLimited)
+		e.dry = g.m.dryRun.WithLabelValues(ns, svc, rl.Policy.Name, l.Name, reasonRateLimited)
+		s.limits = append(s.limits, e)
+		keys = append(keys, l.StateKey)
+	}
+	if rl.Delay && !rl.DryRun {
+		capacity := g.opts.DelayQueueCapacity
+		key := fmt.Sprintf("%s|%v|%d", strings.Join(keys, ","), rl.MaxDelay.D(), capacity)
+		q, err := reuse(prev.queues(), reg.queueMap, key, func() (*waitqueue.Queue, error) {
+			return waitqueue.New(g.clk, capacity, rl.MaxDelay.D())
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rate limit %s: %w", rl.Policy.Name, err)
+		}
+		s.queue = q
+		s.queueFull = g.m.rejections.WithLabelValues(ns, svc, rl.Policy.Name, "", reasonDelayQueue)
+	}
+	return s, nil
+}
+
+func (g *Gateway) newLimitEntry(l compile.Limit, prev, reg *registry) (*limitEntry, error) {
+	if l.Burst > math.MaxInt32 || l.Replicas < 1 {
+		return nil, fmt.Errorf("burst %d or replicas %d out of range", l.Burst, l.Replicas)
+	}
+	rl := ratelimit.Limit{Requests: l.Requests, Period: l.Period.D() * time.Duration(l.Replicas), Burst: int(l.Burst)}
+	e := &limitEntry{name: l.Name, methods: l.Methods, pathPrefix: l.PathPrefix}
+	for _, p := range l.Key {
+		e.parts = append(e.parts, keyPart{clientIP: p.ClientIP, header: http.CanonicalHeaderKey(p.Header)})
+	}
+	// The registry key adds the parameters this gateway builds the buckets from to the compiler's
+	// StateKey, so state is never reused under parameters it was not made for.
+	key := fmt.Sprintf("%s|%d/%v/%d|%d|%t", l.StateKey, rl.Requests, rl.Period, rl.Burst, l.MaxKeys, len(l.Key) > 0)
+	lim, err := reuse(prev.limits(), reg.limitMap, key, func() (*limitState, error) {
+		if len(l.Key) > 0 {
+			k, err := ratelimit.NewKeyed(rl, l.MaxKeys)
+			return &limitState{keyed: k}, err
+		}
+		b, err := ratelimit.NewBucket(rl)
+		return &limitState{bucket: b}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.bucket, e.keyed = lim.bucket, lim.keyed
+	e.quotedName = strconv.Quote(l.Name)
+	e.limitValue = []string{strconv.FormatInt(l.Requests, 10)}
+	w := int64(math.Ceil(l.Period.D().Seconds()))
+	e.policyValue = []string{fmt.Sprintf("%s;q=%d;w=%d", e.quotedName, l.Requests, max(w, 1))}
+	return e, nil
+}
+
+func (s *rateLimitStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
+	r := x.in
+	var (
+		refs  [maxLimits]ratelimit.Ref
+		which [maxLimits]*limitEntry
+		spans [maxLimits][2]int
+		ip    netip.Addr
+		ipSet bool
+	)
+	buf := x.keyBuf[:0]
+	n := 0
+	for _, l := range s.limits {
+		if !l.matches(r) {
+			continue
+		}
+		which[n] = l
+		if l.keyed != nil {
+			start := len(buf)
+			for _, p := range l.parts {
+				if p.clientIP {
+					if !ipSet {
+						ip, ipSet = s.ip.clientIP(r), true
+					}
+					buf = appendIP(buf, ip)
+					continue
+				}
+				var v string
+				if vs := r.Header[p.header]; len(vs) > 0 {
+					v = vs[0]
+				}
+				buf = binary.AppendUvarint(buf, uint64(len(v)))
+				buf = append(buf, v...)
+			}
+			spans[n] = [2]int{start, len(buf)}
+			refs[n].Keyed = l.keyed
+		} else {
+			refs[n].Bucket = l.bucket
+		}
+		n++
+	}
+	if n == 0 {
+		return s.next.serve(ctx, x)
+	}
+	for i := range n {
+		if refs[i].Keyed != nil {
+			refs[i].Key = buf[spans[i][0]:spans[i][1]]
+		}
+	}
+	if s.queue != nil {
+		return s.delay(ctx, x, refs[:n], which[:n])
+	}
+	var rs [maxLimits]ratelimit.Reservation
+	out := ratelimit.TakeAll(x.now, refs[:n], 1, rs[:n])
+	if s.dryRun {
+		if !out.OK {
+			l := which[out.Refused]
+			l.dry.Inc()
+			if s.logged.allow(x.now) {
+				s.log.Info("dry-run rate limit would have refused a request", "service", s.route.label,
+					"policy", s.policy, "limit", l.name, "retryAfter", out.RetryAfter)
+			}
+		}
+		return s.next.serve(ctx, x)
+	}
+	if !out.OK {
+		return nil, s.refuse(x, which[out.Refused], out.RetryAfter)
+	}
+	s.setHeaders(x, which[:n], rs[:n], x.now)
+	return s.next.serve(ctx, x)
+}
+
+// delay is the Delay mode: the request waits in FIFO order until all its limits admit it, if that is
+// within maxDelay and the queue has room; otherwise it is refused at once and spends nothing.
+func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimit.Ref, which []*limitEntry) (*http.Response, error) {
+	tk, err := s.queue.Enter()
+	if err != nil {
+		s.queueFull.Inc()
+		return nil, &gwError{kind: kindReject, status: http.StatusTooManyRequests,
+			retryAfter: ceilSeconds(s.queue.MaxDelay()), msg: "rate limit queue of RateLimit " + s.policy + " is full"}
+	}
+	rs := make([]ratelimit.Reservation, len(refs))
+	out := ratelimit.ReserveAll(x.now, refs, 1, s.queue.MaxDelay(), rs)
+	if !out.OK {
+		tk.Leave()
+		return nil, s.refuse(x, which[out.Refused], out.RetryAfter)
+	}
+	release := x.now.Add(out.Wait)
+	s.setHeaders(x, which, rs, release)
+	if err := tk.Wait(ctx, release, func(now time.Time) { ratelimit.CancelAll(now, rs) }); err != nil {
+		return nil, &gwError{kind: kindCanceled, msg: "left the rate limit queue", err: err}
+	}
+	if out.Wait > 0 {
+		x.now = s.clk.Now()
+	}
+	return s.next.serve(ctx, x)
+}
+
+func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration) error {
+	l.rejected.Inc()
+	ra := ceilSeconds(after)
+	x.rl, x.rlRemaining, x.rlReset = l, 0, ra
+	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: l.msg}
+}
+
+// setHeaders records the header values of the matching limit with the fewest tokens left at now.
+func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratelimit.Reservation, now time.Time) {
+	best, tokens := -1, math.Inf(1)
+	for i := range rs {
+		if b := rs[i].Bucket(); b != nil {
+			if t := b.Tokens(now); t < tokens {
+				best, tokens = i, t
+			}
+		}
+	}
+	if best < 0 {
+		return
+	}
+	x.rl = which[best]
+	x.rlRemaining = int64(tokens)
+	x.rlReset = 0
+	if d := rs[best].Bucket().NextToken(now); d > 0 {
+		x.rlReset = int64(math.Ceil(d.Seconds()))
+	}
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1: the value of Retry-After.
+func ceilSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
+	return max(s, 1)
+}
+
+// ipResolver finds the client address a request is keyed by.
+type ipResolver struct {
+	trusted []netip.Prefix
+	v6bits  int
+}
+
+// clientIP returns the client of r: the peer, or, when the peer is a trusted proxy, the rightmost
+// address of X-Forwarded-For that is not a trusted proxy (the leftmost when all are). An IPv6
+// client is reduced to its v6bits prefix. A missing or malformed address yields the zero Addr (one
+// shared key), and a malformed X-Forwarded-For hop stops the walk at the last good address.
+func (c *ipResolver) clientIP(r *http.Request) netip.Addr {
+	peer := parseHop(r.RemoteAddr)
+	if !peer.IsValid() || !c.isTrusted(peer) {
+		return c.mask(peer)
+	}
+	addr := peer
+	vals := r.Header["X-Forwarded-For"]
+	for i := len(vals) - 1; i >= 0; i-- {
+		v := vals[i]
+		for v != "" {
+			hop := v
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				hop, v = v[j+1:], v[:j]
+			} else {
+				v = ""
+			}
+			hop = strings.TrimSpace(hop)
+			if hop == "" {
+				continue
+			}
+			a := parseHop(hop)
+			if !a.IsValid() {
+				return c.mask(addr)
+			}
+			if !c.isTrusted(a) {
+				return c.mask(a)
+			}
+			addr = a
+		}
+	}
+	return c.mask(addr)
+}
+
+// parseHop reads "ip", "ip:port" or "[ipv6]:port".
+func parseHop(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+func (c *ipResolver) isTrusted(a netip.Addr) bool {
+	for _, p := range c.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *ipResolver) mask(a netip.Addr) netip.Addr {
+	if a.Is6() && c.v6bits > 0 && c.v6bits < 128 {
+		if p, err := a.Prefix(c.v6bits); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
+
+// appendIP appends an address as a key part: a tag byte then 0, 4 or 16 bytes.
+func appendIP(b []byte, a netip.Addr) []byte {
+	switch {
+	case a.Is4():
+		v := a.As4()
+		return append(append(b, 4), v[:]...)
+	case a.Is6():
+		v := a.As16()
+		return append(append(b, 6), v[:]...)
+	}
+	return append(b, 0)
+}
+
+// logThrottle lets one log line through per second.
+type logThrottle struct{ next atomic.Int64 }
+
+func (l *logThrottle) allow(now time.Time) bool {
+	n, nx := now.UnixNano(), l.next.Load()
+	return n >= nx && l.next.CompareAndSwap(nx, n+int64(time.Second))
+}

@@ -1,0 +1,299 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/patterns/budget"
+	"resilience.dev/operator/internal/patterns/bulkhead"
+	"resilience.dev/operator/internal/patterns/ratelimit"
+	"resilience.dev/operator/internal/patterns/waitqueue"
+)
+
+// table is one routing table: built whole from a snapshot, then read-only.
+type table struct {
+	services map[svcKey]*serviceRoute
+	state    *registry
+}
+
+type svcKey struct{ ns, name string }
+
+// serviceRoute is a managed Service.
+type serviceRoute struct {
+	ns, name string
+	ports    []*portRoute
+	counters *codeCounters
+}
+
+// port returns the route of port p, or, without a port in the request, of the Service's only port
+// (else port 80). nil when the Service has no such port.
+func (s *serviceRoute) port(p int32, given bool) *portRoute {
+	if !given {
+		if len(s.ports) == 1 {
+			return s.ports[0]
+		}
+		p = 80
+	}
+	for _, pr := range s.ports {
+		if pr.port == p {
+			return pr
+		}
+	}
+	return nil
+}
+
+// portRoute is a Service port: its endpoints and its chain.
+type portRoute struct {
+	svc   *serviceRoute
+	port  int32
+	label string // "ns/svc", for messages
+	chain stage
+	eps   []*endpoint
+	bal   balancer
+
+	hasRetry      bool // responses carry X-Resilience-Attempts
+	replay        bool // request bodies are buffered to be sent again
+	tryTimeoutMsg string
+
+	latency    prometheus.Observer
+	noEndpoint prometheus.Counter
+}
+
+// limitState is the bucket, or keyed buckets, of one limit.
+type limitState struct {
+	bucket *ratelimit.Bucket
+	keyed  *ratelimit.Keyed
+}
+
+// registry holds the pattern state of one table, by state key (the compiler's StateKey plus the
+// parameters the gateway builds the state from). A new table takes over the entries of the old one
+// whose keys it still has; the others are dropped with the old table.
+type registry struct {
+	limitMap    map[string]*limitState
+	breakerMap  map[string]*breakerState
+	bulkheadMap map[string]*bulkhead.Bulkhead
+	budgetMap   map[string]*budget.Budget
+	queueMap    map[string]*waitqueue.Queue
+	breakerList []*breakerState // sorted by key
+	metas       map[*breakerState]breakerMeta
+}
+
+// commit gives every breaker of r the names of r's snapshot; Apply calls it once r is in force.
+func (r *registry) commit() {
+	for bs, m := range r.metas {
+		bs.meta.Store(&m)
+	}
+}
+
+func newRegistry() *registry {
+	return &registry{
+		limitMap:    map[string]*limitState{},
+		breakerMap:  map[string]*breakerState{},
+		bulkheadMap: map[string]*bulkhead.Bulkhead{},
+		budgetMap:   map[string]*budget.Budget{},
+		queueMap:    map[string]*waitqueue.Queue{},
+		metas:       map[*breakerState]breakerMeta{},
+	}
+}
+
+// The accessors read a nil registry (before the first table) as an empty one.
+func (r *registry) limits() map[string]*limitState {
+	if r == nil {
+		return nil
+	}
+	return r.limitMap
+}
+
+func (r *registry) breakers() map[string]*breakerState {
+	if r == nil {
+		return nil
+	}
+	return r.breakerMap
+}
+
+func (r *registry) bulkheads() map[string]*bulkhead.Bulkhead {
+	if r == nil {
+		return nil
+	}
+	return r.bulkheadMap
+}
+
+func (r *registry) budgets() map[string]*budget.Budget {
+	if r == nil {
+		return nil
+	}
+	return r.budgetMap
+}
+
+func (r *registry) queues() map[string]*waitqueue.Queue {
+	if r == nil {
+		return nil
+	}
+	return r.queueMap
+}
+
+// reuse returns the state under key in next, else takes it over from prev, else creates it.
+func reuse[T any](prev, next map[string]T, key string, create func() (T, error)) (T, error) {
+	if v, ok := next[key]; ok {
+		return v, nil
+	}
+	if v, ok := prev[key]; ok {
+		next[key] = v
+		return v, nil
+	}
+	v, err := create()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	next[key] = v
+	return v, nil
+}
+
+// dropUnused forgets the breakers of r that keep does not hold: their events stop and their gauge
+// series go (unless a breaker of keep has the same labels). The other state needs nothing: it is
+// garbage once no table holds it.
+func (r *registry) dropUnused(keep *registry, m *metrics) {
+	labels := map[string]bool{}
+	for _, b := range keep.breakers() {
+		labels[strings.Join(b.labels, "\x00")] = true
+	}
+	for k, b := range r.breakerMap {
+		if _, ok := keep.breakers()[k]; ok {
+			continue
+		}
+		b.dropped.Store(true)
+		if !labels[strings.Join(b.labels, "\x00")] {
+			m.breakerState.DeleteLabelValues(b.labels...)
+		}
+	}
+}
+
+// build makes the routing table of snapshot s, taking over the state of old where keys match.
+func (g *Gateway) build(s *compile.Snapshot, old *table) (*table, error) {
+	var prev *registry
+	if old != nil {
+		prev = old.state
+	}
+	reg := newRegistry()
+	t := &table{services: make(map[svcKey]*serviceRoute, len(s.Services)), state: reg}
+	for _, svc := range s.Services {
+		sr := &serviceRoute{ns: svc.Namespace, name: svc.Name,
+			counters: &codeCounters{vec: g.m.requests, ns: svc.Namespace, svc: svc.Name}}
+		if old != nil { // keep the cached counters of a Service that stays
+			if o := old.services[svcKey{svc.Namespace, svc.Name}]; o != nil {
+				sr.counters = o.counters
+			}
+		}
+		for _, p := range svc.Ports {
+			pr, err := g.buildPort(sr, p, prev, reg)
+			if err != nil {
+				reg.dropUnused(prev, g.m)
+				return nil, fmt.Errorf("service %s/%s port %d: %w", svc.Namespace, svc.Name, p.Port, err)
+			}
+			sr.ports = append(sr.ports, pr)
+		}
+		t.services[svcKey{svc.Namespace, svc.Name}] = sr
+	}
+	for _, b := range reg.breakerMap {
+		reg.breakerList = append(reg.breakerList, b)
+	}
+	slices.SortFunc(reg.breakerList, func(a, b *breakerState) int { return strings.Compare(a.key, b.key) })
+	return t, nil
+}
+
+// buildPort assembles the chain of one Service port, in the contract's order.
+func (g *Gateway) buildPort(sr *serviceRoute, p compile.Port, prev, reg *registry) (*portRoute, error) {
+	pr := &portRoute{svc: sr, port: p.Port, label: sr.ns + "/" + sr.name,
+		latency:    g.m.latency.WithLabelValues(sr.ns, sr.name),
+		noEndpoint: g.m.rejections.WithLabelValues(sr.ns, sr.name, "", "", reasonNoEndpoint),
+	}
+	seen := map[string]bool{}
+	for _, e := range p.Endpoints {
+		if e.HandMade && !g.opts.AllowHandMadeEndpoints {
+			continue
+		}
+		hp := e.HostPort()
+		if seen[hp] {
+			continue
+		}
+		seen[hp] = true
+		pr.eps = append(pr.eps, &endpoint{hostPort: hp, idx: len(pr.eps)})
+	}
+	pr.bal = balancer{eps: pr.eps}
+
+	var inner tryStage = &upstream{g: g, route: pr}
+	if r := p.Retry; r != nil && r.PerTryTimeout > 0 {
+		inner = &perTryStage{next: inner, d: r.PerTryTimeout.D(), clk: g.clk}
+		pr.tryTimeoutMsg = "no response within the per-try timeout of " + r.PerTryTimeout.D().String()
+	}
+	if cb := p.CircuitBreaker; cb != nil {
+		var err error
+		if inner, err = g.newBreakerStages(inner, pr, cb, prev, reg); err != nil {
+			return nil, err
+		}
+	}
+	var outer stage
+	if r := p.Retry; r != nil {
+		rs, err := g.newRetryStage(inner, pr, r, prev, reg)
+		if err != nil {
+			return nil, err
+		}
+		outer = rs
+		pr.hasRetry = true
+		pr.replay = r.MaxAttempts > 1
+		if r.Timeout > 0 {
+			outer = &timeoutStage{next: outer, d: r.Timeout.D(), clk: g.clk,
+				msg: "no response within the timeout of " + r.Timeout.D().String()}
+		}
+	} else {
+		outer = &singleStage{next: inner}
+	}
+	if rl := p.RateLimit; rl != nil {
+		var err error
+		if outer, err = g.newRateLimitStage(outer, pr, rl, prev, reg); err != nil {
+			return nil, err
+		}
+	}
+	pr.chain = outer
+	return pr, nil
+}
+
+// passThrough is the route of an unmanaged in-cluster Service, when pass-through is allowed: no
+// policy, one endpoint that is the Service's DNS name (resolved and checked by the dial guard).
+// Its metrics use empty namespace and service labels, as the host is the client's choice.
+func (g *Gateway) passThrough(t *table, tg target) *portRoute {
+	port := tg.port
+	if !tg.hasPort {
+		port = 80
+	}
+	sr := &serviceRoute{ns: tg.namespace, name: tg.service, counters: g.unrouted}
+	pr := &portRoute{svc: sr, port: port, label: tg.namespace + "/" + tg.service,
+		latency: g.passLatency, noEndpoint: g.passNoEndpoint}
+	host := tg.service + "." + tg.namespace + ".svc." + g.domain
+	pr.chain = &singleStage{next: &upstream{g: g, route: pr,
+		fixed: &endpoint{hostPort: net.JoinHostPort(host, strconv.Itoa(int(port))), idx: 64}}}
+	return pr
+}
