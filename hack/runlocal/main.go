@@ -247,4 +247,3 @@ func (g *group) stop() {
 }
 
 func say(msg string) { fmt.Fprintln(os.Stderr, "run-local:", msg) }
-
