@@ -101,4 +101,5 @@ setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else bui
 run-local: manifests generate setup-envtest ## Run a local control plane with the operator, no cluster needed (Ctrl-C stops all).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
-	go run ./hack/runlocal --bin $(LOCALBIN)
+	go build -o $(LOCALBIN)/runlocal ./hack/runlocal
+	$(LOCALBIN)/runlocal --bin $(LOCALBIN)

@@ -145,7 +145,15 @@ func run(c config) error {
 		if ch.Endpoint != "" {
 			where += ", endpoint " + ch.Endpoint
 		}
-		events.Eventf(cb, nil, "Normal", "Circuit"+ch.To, "Transition", "%s -> %s on %s: %s", ch.From, ch.To, where, ch.Cause)
+		reason := map[string]string{"Open": "CircuitOpened", "HalfOpen": "CircuitHalfOpen", "Closed": "CircuitClosed"}[ch.To]
+		if reason == "" {
+			return
+		}
+		kind := "Normal"
+		if ch.To == "Open" {
+			kind = "Warning"
+		}
+		events.Eventf(cb, nil, kind, reason, "Transition", "%s -> %s on %s: %s", ch.From, ch.To, where, ch.Cause)
 	}
 	if err := mgr.Add(streamServer(c.streamAddr, server, cert)); err != nil {
 		return err

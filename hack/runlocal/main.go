@@ -24,39 +24,24 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
-
 	"resilience.dev/operator/internal/controlplane"
-	"resilience.dev/operator/internal/distribution"
-)
-
-const (
-	systemNamespace = "resilience-system"
-	gatewaySA       = "resilience-gateway"
+	"resilience.dev/operator/internal/localstack"
 )
 
 func main() {
 	binDir := flag.String("bin", "bin", "directory holding the built manager and gateway binaries")
-	listen := flag.String("listen", "127.0.0.1:8080", "the gateway's traffic address")
 	flag.Parse()
-	if err := run(*binDir, *listen); err != nil {
+	if err := run(*binDir); err != nil {
 		fmt.Fprintln(os.Stderr, "run-local:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir, listen string) error {
+func run(binDir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -71,177 +56,52 @@ func run(binDir, listen string) error {
 			say("stop control plane: " + err.Error())
 		}
 	}()
-
-	dir := filepath.Join(cp.Root, "bin", "local")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	kubeconfig, err := cp.KubeConfig()
+	opts := localstack.Defaults(cp.Root)
+	opts.BinDir = binDir
+	st, err := localstack.Start(opts, cp)
 	if err != nil {
 		return err
 	}
-	kubeconfigPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	caPath, tokenPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "gateway-token")
-	_ = os.Remove(caPath)
-
-	cs, err := kubernetes.NewForConfig(cp.Config)
-	if err != nil {
+	defer func() {
+		say("stopping the gateway and the manager")
+		st.Close()
+	}()
+	if err := st.StartManager(ctx); err != nil {
 		return err
 	}
-	if err := gatewayIdentity(ctx, cs); err != nil {
-		return err
-	}
-	if err := writeToken(ctx, cs, tokenPath); err != nil {
-		return err
-	}
-
-	procs := &group{}
-	defer procs.stop()
-	if err := procs.start(ctx, "manager", kubeconfigPath, filepath.Join(binDir, "manager"),
-		"--metrics-bind-address=127.0.0.1:8082", "--health-probe-bind-address=127.0.0.1:8083",
-		"--distribution-bind-address=127.0.0.1:9443", "--write-ca-file="+caPath); err != nil {
-		return err
-	}
-	if err := waitFile(ctx, caPath, 30*time.Second); err != nil {
-		return fmt.Errorf("the manager did not write its CA: %w", err)
-	}
-	if err := procs.start(ctx, "gateway", "", filepath.Join(binDir, "gateway"),
-		"--listen="+listen, "--health-listen=127.0.0.1:8081", "--metrics-listen=127.0.0.1:9090",
-		"--manager-url=https://127.0.0.1:9443", "--manager-ca-file="+caPath, "--token-file="+tokenPath,
-		"--replica=local-gateway", "--local-dev"); err != nil {
+	if err := st.StartGateway(); err != nil {
 		return err
 	}
 
 	fmt.Printf(`
-The resilience operator runs locally: a manager and one gateway (traffic on %s).
+The resilience operator runs locally: a manager and one gateway (traffic on %[1]s).
 
-  export KUBECONFIG=%s
+  export KUBECONFIG=%[2]s
   kubectl apply -f config/samples/
   kubectl get resilience -A
-  curl -x http://%s http://<service>.<namespace>/   # or: curl -H 'Host: <service>.<namespace>' http://%s/
+  curl -H 'Host: <service>.<namespace>' http://%[1]s/     # or: curl -x http://%[1]s http://<service>.<namespace>/
 
-Gateway health: http://127.0.0.1:8081/readyz  metrics: http://127.0.0.1:9090/metrics
-Manager metrics: http://127.0.0.1:8082/metrics.  Press Ctrl-C to stop everything.
+Gateway readiness: http://%[3]s/readyz   metrics: http://%[4]s/metrics
+Manager metrics:   http://%[5]s/metrics
+Press Ctrl-C to stop everything.
 
-`, listen, kubeconfigPath, listen, listen)
+`, opts.GatewayListen, st.KubeconfigPath, opts.GatewayHealth, opts.GatewayMetrics, opts.ManagerMetrics)
 
-	refresh := time.NewTicker(30 * time.Minute) // projected tokens expire; keep the gateway's fresh
+	refresh := time.NewTicker(30 * time.Minute) // tokens expire; keep the gateway's fresh
 	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			say("stopping the gateway and the manager")
 			return nil
-		case err := <-procs.exited:
+		case err := <-st.Exited:
 			if ctx.Err() != nil { // Ctrl-C reached the children too (same process group)
 				return nil
 			}
 			return err
 		case <-refresh.C:
-			if err := writeToken(ctx, cs, tokenPath); err != nil {
+			if err := st.RefreshToken(ctx); err != nil {
 				say("refresh the gateway token: " + err.Error())
 			}
-		}
-	}
-}
-
-// gatewayIdentity creates the namespace and ServiceAccount the manager expects gateways to use.
-func gatewayIdentity(ctx context.Context, cs kubernetes.Interface) error {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", systemNamespace, err)
-	}
-	_, err = cs.CoreV1().ServiceAccounts(systemNamespace).Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: gatewaySA}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceAccount %s/%s: %w", systemNamespace, gatewaySA, err)
-	}
-	return nil
-}
-
-// writeToken mints a gateway token with the stream's audience, as a projected volume does in a cluster.
-func writeToken(ctx context.Context, cs kubernetes.Interface, path string) error {
-	tr, err := cs.CoreV1().ServiceAccounts(systemNamespace).CreateToken(ctx, gatewaySA, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{distribution.Audience}, ExpirationSeconds: ptr.To[int64](2 * 3600)},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("request a gateway token: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tr.Status.Token), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func waitFile(ctx context.Context, path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not appear within %s", path, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// group runs child processes and stops them all, gracefully first, when asked.
-type group struct {
-	procs  []proc
-	exited chan error
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-}
-
-func (g *group) start(_ context.Context, name, kubeconfig, bin string, args ...string) error {
-	if g.exited == nil {
-		g.exited = make(chan error, 4)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = os.Environ()
-	if kubeconfig != "" {
-		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
-	}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	p := proc{cmd: cmd, done: make(chan struct{})}
-	g.procs = append(g.procs, p)
-	go func() {
-		err := cmd.Wait()
-		close(p.done)
-		g.exited <- fmt.Errorf("%s exited: %v", name, err)
-	}()
-	return nil
-}
-
-func (g *group) stop() {
-	for i := len(g.procs) - 1; i >= 0; i-- { // the gateway first, then the manager
-		p := g.procs[i]
-		select {
-		case <-p.done:
-			continue
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
 		}
 	}
 }

@@ -1,0 +1,230 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+// Package e2e runs the operator as it runs for real: the manager and gateway binaries as separate
+// processes against a local control plane, policies applied with kubectl, traffic over real sockets to
+// backends registered as FQDN endpoints under .localhost.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/controlplane"
+	"resilience.dev/operator/internal/localstack"
+)
+
+var (
+	stack   *localstack.Stack
+	k8s     client.Client
+	opts    localstack.Options
+	logFile *os.File
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "resilience-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	for _, cmd := range []string{"manager", "gateway"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "./cmd/"+cmd)
+		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", cmd, err)
+			return 1
+		}
+	}
+	cp, err := controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+
+	// The processes log to a file; a failing test prints its tail.
+	if logFile, err = os.Create(filepath.Join(tmp, "processes.log")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	opts = localstack.Options{BinDir: tmp, Dir: tmp, Output: logFile,
+		GatewayListen: freeAddr(), GatewayHealth: freeAddr(), GatewayMetrics: freeAddr(),
+		ManagerMetrics: freeAddr(), ManagerHealth: freeAddr(), ManagerStream: freeAddr()}
+	if stack, err = localstack.Start(opts, cp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stack.Close()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		tailLog(200)
+	}
+	return code
+}
+
+func tailLog(lines int) {
+	data, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		return
+	}
+	all := strings.Split(string(data), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, strings.Join(all, "\n"))
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// kubectl runs the real kubectl against the local control plane.
+func kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", stack.KubeconfigPath}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// response is what the tests need of one answer.
+type response struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// send makes one request through the gateway, naming the Service by Host.
+func send(t *testing.T, method, host, path string, header http.Header) response {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+opts.GatewayListen+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s%s: %v", method, host, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// until polls cond every 10 ms for at most timeout and returns how long it took.
+func until(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func gatewayReady() bool {
+	resp, err := http.Get("http://" + opts.GatewayHealth + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// backend registers a Service whose only endpoint is an in-test HTTP server, through an FQDN
+// EndpointSlice under .localhost (the API server refuses loopback addresses).
+func backend(t *testing.T, ns, name string, h http.Handler) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+	kubectl(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  ports: [{name: http, port: 80, targetPort: %[3]d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %[1]s-local
+  namespace: %[2]s
+  labels: {kubernetes.io/service-name: %[1]s}
+addressType: FQDN
+ports: [{name: http, port: %[3]d}]
+endpoints:
+- addresses: [%[1]s.localhost]
+`, name, ns, port), "apply", "-f", "-")
+}
+
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	kubectl(t, "", "create", "namespace", name)
+	return name
+}
+
