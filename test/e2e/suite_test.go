@@ -227,4 +227,3 @@ func namespace(t *testing.T, name string) string {
 	kubectl(t, "", "create", "namespace", name)
 	return name
 }
-
