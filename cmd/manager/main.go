@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"resilience.dev/operator/api/v1alpha1"
@@ -48,6 +49,7 @@ import (
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=resilience-system,resources=configmaps,verbs=get;create;update
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 type config struct {
@@ -122,6 +124,9 @@ func run(c config) error {
 		return fmt.Errorf("issue serving certificate: %w", err)
 	}
 
+	if err := distribution.RegisterMetrics(metrics.Registry); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
 	log := ctrl.Log.WithName("distribution")
 	server := distribution.NewServer(&distribution.TokenReviewAuthenticator{
 		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, log)

@@ -18,6 +18,8 @@ package distribution
 import (
 	"context"
 	"errors"
+	"os"
+	"sync"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -33,12 +35,76 @@ import (
 
 // TestTokenReviewAuthenticator runs against a real kube-apiserver: only a token of the gateway's own
 // ServiceAccount, minted for the gateway audience, is accepted.
-func TestTokenReviewAuthenticator(t *testing.T) {
-	cp, err := controlplane.Start()
+var (
+	cpOnce   sync.Once
+	cpErr    error
+	cpShared *controlplane.ControlPlane
+)
+
+// controlPlane starts one real API server for the package's envtest tests, stopped by TestMain.
+func controlPlane(t *testing.T) *controlplane.ControlPlane {
+	t.Helper()
+	cpOnce.Do(func() { cpShared, cpErr = controlplane.Start() })
+	if cpErr != nil {
+		t.Fatal(cpErr)
+	}
+	return cpShared
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cpShared != nil {
+		_ = cpShared.Stop()
+	}
+	os.Exit(code)
+}
+
+func TestEnsureCA(t *testing.T) {
+	cp := controlPlane(t)
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cp.Stop() }()
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ca-test"}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := EnsureCA(ctx, c, c, "ca-test", "dist-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := EnsureCA(ctx, c, c, "ca-test", "dist-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first.CertPEM) != string(second.CertPEM) {
+		t.Fatal("a second manager replica made its own CA instead of reading the stored one")
+	}
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ca-test", Name: "dist-ca"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[CACertKey] != string(first.CertPEM) || len(cm.Data) != 1 || len(cm.BinaryData) != 0 {
+		t.Fatalf("the ConfigMap must hold the CA certificate alone, got keys %v", cm.Data)
+	}
+	cm.Data[CACertKey] = "tampered"
+	if err := c.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureCA(ctx, c, c, "ca-test", "dist-ca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ca-test", Name: "dist-ca"}, &cm); err != nil || cm.Data[CACertKey] != string(first.CertPEM) {
+		t.Fatalf("a tampered ConfigMap was not restored: %v", err)
+	}
+}
+
+func TestTokenReviewAuthenticator(t *testing.T) {
+	cp := controlPlane(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)

@@ -32,9 +32,49 @@ const (
 	CAKeyKey  = "ca.key"
 )
 
-// EnsureCA loads the distribution CA from its Secret, creating it when absent. Several manager replicas
-// starting at once agree on one CA: the first create wins and the others read it.
+// EnsureCA loads the distribution CA from its Secret, creating it when absent, and publishes the CA
+// certificate alone in a ConfigMap of the same name for the gateways to mount (they never see the key).
+// Several manager replicas starting at once agree on one CA: the first create wins and the others read it.
 func EnsureCA(ctx context.Context, reader client.Reader, writer client.Writer, namespace, name string) (*CA, error) {
+	ca, err := ensureCASecret(ctx, reader, writer, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := publishCACert(ctx, reader, writer, namespace, name, ca.CertPEM); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// publishCACert makes the ConfigMap hold exactly the CA certificate.
+func publishCACert(ctx context.Context, reader client.Reader, writer client.Writer, namespace, name string, certPEM []byte) error {
+	var cm corev1.ConfigMap
+	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+			Labels: map[string]string{"app.kubernetes.io/part-of": "resilience-operator"}},
+			Data: map[string]string{CACertKey: string(certPEM)}}
+		if err := writer.Create(ctx, &cm); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create CA ConfigMap %s/%s: %w", namespace, name, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("get CA ConfigMap %s/%s: %w", namespace, name, err)
+	case cm.Data[CACertKey] == string(certPEM):
+		return nil
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data[CACertKey] = string(certPEM)
+	if err := writer.Update(ctx, &cm); err != nil {
+		return fmt.Errorf("update CA ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+func ensureCASecret(ctx context.Context, reader client.Reader, writer client.Writer, namespace, name string) (*CA, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	for attempt := 0; attempt < 3; attempt++ {
 		var s corev1.Secret

@@ -118,6 +118,8 @@ func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
 		policies[p.Key()] = p.Generation
 	}
 
+	metricVersion.Set(float64(version))
+	metricBytes.Set(float64(len(body)))
 	s.mu.Lock()
 	s.current = &published{version: version, frame: append(frame, '\n'), policies: policies}
 	s.history[version] = policies
@@ -171,6 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	replica, err := s.auth.Authenticate(r.Context(), token, r.Header.Get(ReplicaHeader))
 	if err != nil {
+		metricStreamsRefused.Inc()
 		s.log.Info("refused a stream", "remote", r.RemoteAddr, "reason", err.Error())
 		http.Error(w, "unauthenticated: "+err.Error(), http.StatusUnauthorized)
 		return
@@ -274,10 +277,12 @@ func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }
 			c.acked, c.ackErr = f.Ack.Version, f.Ack.Error
 			s.mu.Unlock()
 			if f.Ack.Error != "" {
+				metricRefused.Inc()
 				log.Info("gateway refused a snapshot", "version", f.Ack.Version, "error", f.Ack.Error)
 			}
 			s.changed()
 		case f.Breaker != nil:
+			metricBreakerChanges.WithLabelValues(f.Breaker.To).Inc()
 			s.recordBreaker(c.replica, *f.Breaker, false)
 			if s.OnBreaker != nil {
 				s.OnBreaker(c.replica, *f.Breaker)
@@ -407,6 +412,7 @@ func (s *Server) changed() {
 }
 
 func (s *Server) replicasChanged(n int, changed bool) {
+	metricReplicas.Set(float64(n))
 	if changed && s.OnReplicas != nil {
 		s.OnReplicas(n)
 	}
