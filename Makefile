@@ -98,8 +98,16 @@ setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else bui
 ##@ Local
 
 .PHONY: run-local
-run-local: manifests generate setup-envtest ## Run a local control plane with the operator, no cluster needed (Ctrl-C stops all).
+run-local: manifests generate setup-envtest ## Run a local control plane with the manager and a gateway, no cluster needed (Ctrl-C stops all).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/runlocal ./hack/runlocal
 	$(LOCALBIN)/runlocal --bin $(LOCALBIN)
+
+.PHONY: demo
+demo: manifests generate setup-envtest ## Like run-local, plus demo backends and config/samples/: drive traffic, print what each pattern did (exit 0 if all behaved).
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
+	go build -o $(LOCALBIN)/demo ./hack/demo
+	$(LOCALBIN)/demo --bin $(LOCALBIN)
