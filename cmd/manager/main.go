@@ -30,10 +30,14 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -49,7 +53,7 @@ import (
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=secrets,verbs=get;create
-// +kubebuilder:rbac:groups="",namespace=resilience-system,resources=configmaps,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=resilience-system,resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 type config struct {
@@ -59,6 +63,7 @@ type config struct {
 	caSecret                           string // namespace/name
 	certHosts                          string
 	writeCAFile                        string
+	replica                            string
 }
 
 func main() {
@@ -70,6 +75,8 @@ func main() {
 	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-system/resilience-gateway", "namespace/name of the ServiceAccount gateways authenticate as")
 	flag.StringVar(&c.caSecret, "ca-secret", "resilience-system/resilience-distribution-ca", "namespace/name of the Secret holding the stream's CA (created when absent)")
 	flag.StringVar(&c.certHosts, "distribution-hosts", "resilience-manager.resilience-system.svc,resilience-manager.resilience-system.svc.cluster.local,localhost,127.0.0.1", "comma-separated names and IPs in the stream's serving certificate")
+	host, _ := os.Hostname()
+	flag.StringVar(&c.replica, "replica", envOr("POD_NAME", host), "this manager replica's name, owner of the gateway states it shares")
 	flag.StringVar(&c.writeCAFile, "write-ca-file", "", "also write the CA certificate to this file (local mode: the gateway reads it)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -98,7 +105,12 @@ func run(c config) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
+		Scheme: scheme,
+		// The only ConfigMaps the manager watches are the gateway states in its own namespace.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
+			Namespaces: map[string]cache.Config{caNS: {}},
+			Label:      labels.SelectorFromSet(labels.Set{distribution.StateLabel: "true"}),
+		}}},
 		Metrics:                       metricsserver.Options{BindAddress: c.metricsAddr},
 		HealthProbeBindAddress:        c.probeAddr,
 		LeaderElection:                c.leaderElect,
@@ -128,8 +140,15 @@ func run(c config) error {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	log := ctrl.Log.WithName("distribution")
+	store := &distribution.ConfigMapStore{Client: mgr.GetClient(), Reader: mgr.GetCache(), Namespace: caNS}
 	server := distribution.NewServer(&distribution.TokenReviewAuthenticator{
-		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, log)
+		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, store, c.replica, log)
+	if err := mgr.Add(server); err != nil {
+		return err
+	}
+	if err := mgr.Add(watchGatewayStates(mgr.GetCache(), server)); err != nil {
+		return err
+	}
 	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: server, Breakers: server})
 	if err != nil {
 		return err
@@ -173,6 +192,25 @@ func run(c config) error {
 	return mgr.Start(ctx)
 }
 
+// watchGatewayStates tells the server when any manager replica changed a gateway's shared state.
+func watchGatewayStates(c cache.Cache, server *distribution.Server) manager.Runnable {
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		inf, err := c.GetInformer(ctx, &corev1.ConfigMap{})
+		if err != nil {
+			return fmt.Errorf("watch gateway states: %w", err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { server.StoreChanged() },
+			UpdateFunc: func(any, any) { server.StoreChanged() },
+			DeleteFunc: func(any) { server.StoreChanged() },
+		}); err != nil {
+			return fmt.Errorf("watch gateway states: %w", err)
+		}
+		<-ctx.Done()
+		return nil
+	})
+}
+
 // streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
 func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Runnable {
 	return manager.RunnableFunc(func(ctx context.Context) error {
@@ -197,4 +235,11 @@ func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Run
 		}
 		return nil
 	})
+}
+
+func envOr(key, dflt string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return dflt
 }

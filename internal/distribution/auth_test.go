@@ -20,6 +20,10 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -157,5 +161,57 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestConfigMapStore(t *testing.T) {
+	cp := controlPlane(t)
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "store-test"}}); err != nil {
+		t.Fatal(err)
+	}
+	store := &ConfigMapStore{Client: c, Reader: c, Namespace: "store-test"}
+	now := time.Now().Truncate(time.Millisecond)
+	st := GatewayState{Replica: "gw-0 (any name)", Manager: "m0", Heartbeat: now,
+		Policies: map[string]int64{"RateLimit/shop/checkout": 3, "RetryPolicy/shop/catalog": 1},
+		Breakers: map[string]string{"shop/payments|payments:80|[fd00::1]:8080": "Open"}}
+	if err := store.Put(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	st.Policies["RateLimit/shop/checkout"] = 4
+	if err := store.Put(ctx, st); err != nil { // an update, by server-side apply
+		t.Fatal(err)
+	}
+	got, err := store.List(ctx)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("list: %v %d", err, len(got))
+	}
+	if diff := cmp.Diff(st, got[0], cmpopts.EquateApproxTime(time.Millisecond)); diff != "" {
+		t.Errorf("round trip (-put +list):\n%s", diff)
+	}
+	// Another manager took the gateway over: the old one's delete must keep the state.
+	st.Manager = "m1"
+	if err := store.Put(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, st.Replica, "m0"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.List(ctx); len(got) != 1 {
+		t.Fatalf("a stale manager deleted a state it no longer owns")
+	}
+	if err := store.Delete(ctx, st.Replica, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.List(ctx); len(got) != 0 {
+		t.Fatalf("the owner's delete left %d states", len(got))
 	}
 }

@@ -72,6 +72,23 @@ func (r *recorder) last() uint64 {
 	return r.versions[len(r.versions)-1]
 }
 
+// newServer returns a server sharing gateway states through a MemoryStore, with its state writer running.
+func newServer(t *testing.T, manager string, store *MemoryStore) *Server {
+	t.Helper()
+	srv := NewServer(tokenAuth{"good"}, store, manager, logr.Discard())
+	prev := store.OnChange
+	store.OnChange = func() {
+		if prev != nil {
+			prev()
+		}
+		srv.StoreChanged()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = srv.Start(ctx) }()
+	return srv
+}
+
 func startServer(t *testing.T, srv *Server) (string, *tls.Config) {
 	t.Helper()
 	ca, err := NewCA(time.Now())
@@ -107,7 +124,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
-	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	if ok, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 1); ok || reason != "NoGateways" {
 		t.Fatalf("before any gateway: %v %s, want NoGateways", ok, reason)
@@ -185,7 +202,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 }
 
 func TestUnauthenticatedGetsNothing(t *testing.T) {
-	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	if _, err := srv.Publish(snapshotWith(1)); err != nil {
 		t.Fatal(err)
@@ -226,7 +243,7 @@ func TestUnauthenticatedGetsNothing(t *testing.T) {
 }
 
 func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
-	srv := NewServer(tokenAuth{"good"}, logr.Discard())
+	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	bad := &compile.Snapshot{Services: []compile.Service{{Namespace: "a", Name: "b"}}, Policies: []compile.PolicyRef{}} // no ports: invalid
 	if _, err := srv.Publish(bad); err != nil {
@@ -254,4 +271,52 @@ func TestFramesAreJSONLines(t *testing.T) {
 	if err != nil || string(f) != `{"ack":{"version":7}}` {
 		t.Fatalf("ack frame %s %v", f, err)
 	}
+}
+
+// TestTwoManagerReplicasShareGatewayStates connects one gateway to each of two manager replicas that
+// share a store: either replica (the leader, say) counts both gateways and sees both breakers.
+func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
+	store := &MemoryStore{}
+	leader, follower := newServer(t, "manager-0", store), newServer(t, "manager-1", store)
+	urlL, tlsL := startServer(t, leader)
+	urlF, tlsF := startServer(t, follower)
+	for _, s := range []*Server{leader, follower} {
+		if _, err := s.Publish(snapshotWith(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clients := map[string]*Client{}
+	for name, target := range map[string]struct {
+		url string
+		tls *tls.Config
+	}{"gw-a": {urlL, tlsL}, "gw-b": {urlF, tlsF}} {
+		rec := &recorder{}
+		c := &Client{URL: target.url, TLS: target.tls, Replica: name, Token: func() (string, error) { return "good", nil },
+			Apply: rec.apply, Log: logr.Discard()}
+		clients[name] = c
+		go func() { _ = c.Run(ctx) }()
+	}
+	eventually(t, "the leader counts both gateways", func() bool {
+		ok, _, msg := leader.Programmed("RateLimit", "shop", "checkout", 1)
+		return ok && msg == "2/2 gateway replicas"
+	})
+	if n := leader.Replicas(); n != 2 {
+		t.Errorf("leader counts %d replicas for Split, want 2", n)
+	}
+	clients["gw-b"].Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80,
+		Endpoint: "10.0.0.1:8080", From: "Closed", To: "Open"})
+	eventually(t, "the follower's gateway breaker seen by the leader", func() bool {
+		st, _, endpoints := leader.BreakerStatus("shop", "payments")
+		return st == "Open" && endpoints == 1
+	})
+	// A new generation that only the leader's gateway has applied is Pending, naming the other.
+	if _, err := leader.Publish(snapshotWith(2)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Pending waiting for gw-b", func() bool {
+		ok, reason, msg := leader.Programmed("RateLimit", "shop", "checkout", 2)
+		return !ok && reason == "Pending" && msg == "1/2 gateway replicas; waiting for gw-b"
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
@@ -49,23 +50,26 @@ const heartbeat = 15 * time.Second
 
 // Server is the manager's side of the stream. Every manager replica runs one; any can serve gateways.
 type Server struct {
-	auth Authenticator
-	log  logr.Logger
+	auth    Authenticator
+	store   StateStore
+	manager string // this manager replica's name, owner of the states it writes
+	log     logr.Logger
 
 	// OnChange is called (without locks held) when the Programmed state of policies may have changed:
 	// a gateway connected, acknowledged a version or went away, or a new version was published.
 	OnChange func()
 	// OnBreaker is called (without locks held) for every breaker transition a gateway reports.
 	OnBreaker func(replica string, change BreakerChange)
-	// OnReplicas is called (without locks held) when the number of connected gateway replicas changes.
+	// OnReplicas is called (without locks held) when the number of live gateway replicas, across all
+	// manager replicas, changes.
 	OnReplicas func(n int)
 
 	mu       sync.Mutex
 	current  *published
 	history  map[uint64]map[string]int64 // version -> policy key -> generation
 	order    []uint64
-	conns    map[string]*conn             // replica -> its stream
-	breakers map[string]map[string]string // replica -> breaker key -> state (not closed)
+	conns    map[string]*conn // replica -> its stream to this manager replica
+	replicas int              // live gateway replicas last counted from the store
 }
 
 type published struct {
@@ -75,21 +79,127 @@ type published struct {
 }
 
 type conn struct {
-	replica string
-	notify  chan struct{}
-	cancel  context.CancelFunc
-	acked   uint64
-	ackErr  string
+	replica  string
+	notify   chan struct{}
+	cancel   context.CancelFunc
+	acked    uint64
+	ackErr   string
+	policies map[string]int64  // of the acked version
+	breakers map[string]string // breaker key -> state, not closed
+	dirty    bool              // state not yet written to the store
 }
 
-// NewServer returns a server that authenticates gateways with auth.
-func NewServer(auth Authenticator, log logr.Logger) *Server {
+// StaleAfter is how long a gateway state without a heartbeat still counts: its manager replica
+// refreshes it every StaleAfter/3, so a state older than this belongs to a manager that died.
+const StaleAfter = 30 * time.Second
+
+// NewServer returns a server that authenticates gateways with auth and shares their states through
+// store under the name of this manager replica.
+func NewServer(auth Authenticator, store StateStore, manager string, log logr.Logger) *Server {
 	return &Server{
-		auth: auth, log: log,
-		history:  map[uint64]map[string]int64{},
-		conns:    map[string]*conn{},
-		breakers: map[string]map[string]string{},
+		auth: auth, store: store, manager: manager, log: log,
+		history: map[uint64]map[string]int64{},
+		conns:   map[string]*conn{},
 	}
+}
+
+// NeedLeaderElection reports false: every manager replica serves gateways.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Start writes the states of this replica's gateways to the store as they change, refreshes their
+// heartbeats, and removes states whose manager died, until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	flush := time.NewTicker(50 * time.Millisecond)
+	defer flush.Stop()
+	beat := time.NewTicker(StaleAfter / 3)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-beat.C:
+			s.mu.Lock()
+			for _, c := range s.conns {
+				c.dirty = true
+			}
+			s.mu.Unlock()
+			s.collectStale(ctx)
+		case <-flush.C:
+		}
+		s.flush(ctx)
+	}
+}
+
+func (s *Server) flush(ctx context.Context) {
+	s.mu.Lock()
+	var states []GatewayState
+	for _, c := range s.conns {
+		if !c.dirty {
+			continue
+		}
+		c.dirty = false
+		states = append(states, GatewayState{Replica: c.replica, Manager: s.manager, Heartbeat: time.Now(),
+			Policies: maps.Clone(c.policies), Breakers: maps.Clone(c.breakers)})
+	}
+	s.mu.Unlock()
+	for _, st := range states {
+		if err := s.store.Put(ctx, st); err != nil {
+			s.log.Error(err, "share gateway state; retrying", "replica", st.Replica)
+			s.markDirty(st.Replica)
+		}
+	}
+}
+
+func (s *Server) markDirty(replica string) {
+	s.mu.Lock()
+	if c := s.conns[replica]; c != nil {
+		c.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) collectStale(ctx context.Context) {
+	states, err := s.store.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range states {
+		if time.Since(st.Heartbeat) > 4*StaleAfter {
+			_ = s.store.Delete(ctx, st.Replica, st.Manager)
+		}
+	}
+}
+
+// liveStates lists the gateway states whose heartbeat is fresh.
+func (s *Server) liveStates() []GatewayState {
+	states, err := s.store.List(context.Background())
+	if err != nil {
+		s.log.Error(err, "read gateway states")
+		return nil
+	}
+	live := states[:0]
+	for _, st := range states {
+		if time.Since(st.Heartbeat) <= StaleAfter {
+			live = append(live, st)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].Replica < live[j].Replica })
+	return live
+}
+
+// StoreChanged is called when the shared gateway states changed (the manager's informer on them, or
+// a MemoryStore): it recounts the live replicas and requeues the policies.
+func (s *Server) StoreChanged() {
+	n := len(s.liveStates())
+	s.mu.Lock()
+	changed := n != s.replicas
+	s.replicas = n
+	s.mu.Unlock()
+	if changed && s.OnReplicas != nil {
+		metricReplicas.Set(float64(n))
+		s.OnReplicas(n)
+	}
+	s.changed()
 }
 
 // Publish makes snap the current snapshot and pushes it to every connected gateway. It stamps the
@@ -149,11 +259,13 @@ func (s *Server) Current() uint64 {
 	return s.current.version
 }
 
-// Replicas returns the number of gateway replicas connected to this server.
+// Replicas returns the number of live gateway replicas, whichever manager replica serves them (at
+// least those connected here, even before their states are shared).
 func (s *Server) Replicas() int {
+	n := len(s.liveStates())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return max(n, len(s.conns))
 }
 
 // ServeHTTP serves the stream endpoint.
@@ -204,18 +316,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) register(replica string, cancel context.CancelFunc) *conn {
-	c := &conn{replica: replica, notify: make(chan struct{}, 1), cancel: cancel}
+	c := &conn{replica: replica, notify: make(chan struct{}, 1), cancel: cancel,
+		policies: map[string]int64{}, breakers: map[string]string{}, dirty: true}
 	c.notify <- struct{}{} // send the current snapshot at once
 	s.mu.Lock()
 	old := s.conns[replica]
 	s.conns[replica] = c
-	n := len(s.conns)
 	s.mu.Unlock()
 	if old != nil {
 		old.cancel() // a replica reconnecting replaces its stale stream
 	}
-	s.replicasChanged(n, old == nil)
-	s.changed()
 	return c
 }
 
@@ -224,13 +334,14 @@ func (s *Server) unregister(c *conn) {
 	gone := s.conns[c.replica] == c
 	if gone {
 		delete(s.conns, c.replica)
-		delete(s.breakers, c.replica) // it resyncs when it comes back
 	}
-	n := len(s.conns)
 	s.mu.Unlock()
 	if gone {
-		s.replicasChanged(n, true)
-		s.changed()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.Delete(ctx, c.replica, s.manager); err != nil {
+			s.log.Error(err, "remove the state of a departed gateway", "replica", c.replica)
+		}
 	}
 }
 
@@ -275,6 +386,11 @@ func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }
 		case f.Ack != nil:
 			s.mu.Lock()
 			c.acked, c.ackErr = f.Ack.Version, f.Ack.Error
+			if f.Ack.Error == "" {
+				if p, ok := s.history[f.Ack.Version]; ok && !maps.Equal(p, c.policies) {
+					c.policies, c.dirty = p, true // endpoint churn keeps the policies: nothing to write
+				}
+			}
 			s.mu.Unlock()
 			if f.Ack.Error != "" {
 				metricRefused.Inc()
@@ -283,19 +399,21 @@ func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }
 			s.changed()
 		case f.Breaker != nil:
 			metricBreakerChanges.WithLabelValues(f.Breaker.To).Inc()
-			s.recordBreaker(c.replica, *f.Breaker, false)
+			s.mu.Lock()
+			recordBreaker(c.breakers, *f.Breaker)
+			c.dirty = true
+			s.mu.Unlock()
 			if s.OnBreaker != nil {
 				s.OnBreaker(c.replica, *f.Breaker)
 			}
-			s.changed()
 		case f.Resync != nil:
 			s.mu.Lock()
-			delete(s.breakers, c.replica)
-			s.mu.Unlock()
+			c.breakers = map[string]string{}
 			for _, b := range f.Resync.Open {
-				s.recordBreaker(c.replica, b, true)
+				recordBreaker(c.breakers, b)
 			}
-			s.changed()
+			c.dirty = true
+			s.mu.Unlock()
 		}
 	}
 }
@@ -330,14 +448,7 @@ func breakerKey(b BreakerChange) string {
 	return fmt.Sprintf("%s/%s|%s:%d|%s", b.Namespace, b.Name, b.Service, b.Port, b.Endpoint)
 }
 
-func (s *Server) recordBreaker(replica string, b BreakerChange, resync bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.breakers[replica]
-	if m == nil {
-		m = map[string]string{}
-		s.breakers[replica] = m
-	}
+func recordBreaker(m map[string]string, b BreakerChange) {
 	if b.To == "Closed" || b.To == "" {
 		delete(m, breakerKey(b))
 		return
@@ -352,11 +463,9 @@ func (s *Server) BreakerStatus(namespace, name string) (state string, openReplic
 	prefix := namespace + "/" + name + "|"
 	state = "Closed"
 	endpoints := map[string]bool{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range s.breakers {
+	for _, gs := range s.liveStates() {
 		replicaOpen := false
-		for k, st := range m {
+		for k, st := range gs.Breakers {
 			if !strings.HasPrefix(k, prefix) {
 				continue
 			}
@@ -383,26 +492,27 @@ func (s *Server) BreakerStatus(namespace, name string) (state string, openReplic
 // the given generation. Endpoint changes make new versions but keep generations, so they do not flip it.
 func (s *Server) Programmed(kind, namespace, name string, generation int64) (bool, string, string) {
 	key := compile.PolicyRef{Kind: kind, Namespace: namespace, Name: name}.Key()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.conns) == 0 {
+	states := s.liveStates()
+	if len(states) == 0 {
 		return false, "NoGateways", "no gateway replica is connected to the manager"
 	}
-	if s.current == nil || s.current.policies[key] != generation {
-		return false, "Pending", fmt.Sprintf("0/%d gateway replicas: generation %d is not in force (see Accepted) or not compiled yet", len(s.conns), generation)
+	s.mu.Lock()
+	compiled := s.current != nil && s.current.policies[key] == generation
+	s.mu.Unlock()
+	if !compiled {
+		return false, "Pending", fmt.Sprintf("0/%d gateway replicas: generation %d is not in force (see Accepted) or not compiled yet", len(states), generation)
 	}
 	var lagging []string
-	for replica, c := range s.conns {
-		if s.history[c.acked][key] != generation {
-			lagging = append(lagging, replica)
+	for _, st := range states {
+		if st.Policies[key] != generation {
+			lagging = append(lagging, st.Replica)
 		}
 	}
-	ready := len(s.conns) - len(lagging)
+	ready := len(states) - len(lagging)
 	if len(lagging) == 0 {
-		return true, "Programmed", fmt.Sprintf("%d/%d gateway replicas", ready, len(s.conns))
+		return true, "Programmed", fmt.Sprintf("%d/%d gateway replicas", ready, len(states))
 	}
-	sort.Strings(lagging)
-	return false, "Pending", fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(s.conns), strings.Join(lagging, ", "))
+	return false, "Pending", fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(states), strings.Join(lagging, ", "))
 }
 
 func (s *Server) changed() {
@@ -411,9 +521,4 @@ func (s *Server) changed() {
 	}
 }
 
-func (s *Server) replicasChanged(n int, changed bool) {
-	metricReplicas.Set(float64(n))
-	if changed && s.OnReplicas != nil {
-		s.OnReplicas(n)
-	}
-}
+
