@@ -16,8 +16,10 @@ limitations under the License.
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -290,6 +292,42 @@ func TestForeignHostsAndConnectRefused(t *testing.T) {
 			r := send(t, tc.method, tc.host, "/", nil)
 			if r.code != http.StatusForbidden || strings.Count(strings.TrimSpace(r.body), "\n") != 0 {
 				t.Errorf("%s: %d %q, want 403 with a one-line reason", tc.host, r.code, r.body)
+			}
+		})
+	}
+}
+
+// TestMalformedAndHostileRequests speaks raw HTTP/1.1 to the gateway process: each bad request gets a
+// clear status code, and nothing is forwarded.
+func TestMalformedAndHostileRequests(t *testing.T) {
+	huge := strings.Repeat("a", 2<<20)
+	cases := []struct {
+		desc string
+		raw  string
+		want string
+	}{
+		{desc: "garbage request line", raw: "GARBAGE\r\n\r\n", want: "HTTP/1.1 400"},
+		{desc: "oversized header", raw: "GET / HTTP/1.1\r\nHost: orders.e2e-ratelimit\r\nX-Big: " + huge + "\r\n\r\n", want: "HTTP/1.1 431"},
+		{desc: "CONNECT", raw: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", want: "HTTP/1.1 403"},
+		{desc: "absolute-form to an external host", raw: "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", want: "HTTP/1.1 403"},
+		{desc: "absolute-form to the metadata address", raw: "GET http://169.254.169.254/latest/meta-data HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n", want: "HTTP/1.1 403"},
+		{desc: "no Host", raw: "GET / HTTP/1.1\r\n\r\n", want: "HTTP/1.1 400"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", opts.GatewayListen, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = conn.Write([]byte(tc.raw)) // the server may cut an oversized request short
+			status, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if !strings.HasPrefix(status, tc.want) {
+				t.Errorf("answered %q, want %s", strings.TrimSpace(status), tc.want)
 			}
 		})
 	}
