@@ -329,7 +329,11 @@ func (p Permit) end(now time.Time, failed, slow bool) {
 		}
 		e.inflight.Add(-1)
 		if e.oks.Add(1) >= b.successes {
-			b.move(e, Closed, now, fmt.Sprintf("%d probes succeeded", b.successes))
+			cause := "the probe succeeded"
+			if b.successes > 1 {
+				cause = fmt.Sprintf("%d probes succeeded in a row", b.successes)
+			}
+			b.move(e, Closed, now, cause)
 		}
 	}
 }

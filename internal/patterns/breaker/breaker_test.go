@@ -289,7 +289,7 @@ func TestTransitionsReported(t *testing.T) {
 		{From: Open, To: HalfOpen, At: t0.Add(time.Second), Cause: "open duration elapsed"},
 		{From: HalfOpen, To: Open, At: t0.Add(time.Second), OpenUntil: t0.Add(3 * time.Second), Cause: "probe failed; open for 2s"},
 		{From: Open, To: HalfOpen, At: t0.Add(3 * time.Second), Cause: "open duration elapsed"},
-		{From: HalfOpen, To: Closed, At: t0.Add(3 * time.Second), Cause: "1 probes succeeded"},
+		{From: HalfOpen, To: Closed, At: t0.Add(3 * time.Second), Cause: "the probe succeeded"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d transitions %+v, want %d", len(got), got, len(want))
