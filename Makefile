@@ -69,9 +69,18 @@ build: manifests generate fmt vet ## Build the manager and gateway binaries.
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd/manager
 
+CONTAINER_TOOL ?= docker
+KIND ?= kind
+KIND_CLUSTER ?= resilience
+
 .PHONY: docker-build
-docker-build: ## Build the container images (needs a Docker engine).
-	docker build --target manager -t $(MANAGER_IMG) .
+docker-build: ## Build the manager and gateway images, MANAGER_IMG and GATEWAY_IMG (needs a Docker engine).
+	$(CONTAINER_TOOL) build --target manager -t $(MANAGER_IMG) .
+	$(CONTAINER_TOOL) build --target gateway -t $(GATEWAY_IMG) .
+
+.PHONY: kind-load
+kind-load: ## Load both images into the kind cluster KIND_CLUSTER (default resilience; see hack/kind-config.yaml).
+	$(KIND) load docker-image $(MANAGER_IMG) $(GATEWAY_IMG) --name $(KIND_CLUSTER)
 
 ##@ Deployment
 
@@ -82,6 +91,27 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 .PHONY: uninstall
 uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconfig.
 	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+# deploy applies config/default through a throwaway overlay (bin/deploy, git-ignored) that points
+# the images at MANAGER_IMG and GATEWAY_IMG, so the tracked kustomizations never change.
+DEPLOY_OVERLAY := bin/deploy
+
+.PHONY: deploy
+deploy: manifests ## Deploy CRDs, RBAC, manager and gateway (images MANAGER_IMG, GATEWAY_IMG) to the cluster of the current kubeconfig.
+	@mkdir -p $(DEPLOY_OVERLAY)
+	@image() { local ref="$$2" name="" digest="" tag=""; \
+	  if [[ "$$ref" == *@* ]]; then digest="$${ref#*@}"; ref="$${ref%%@*}"; fi; \
+	  name="$$ref"; if [[ "$${ref##*/}" == *:* ]]; then name="$${ref%:*}"; tag="$${ref##*:}"; fi; \
+	  printf -- '- name: %s\n  newName: %s\n' "$$1" "$$name"; \
+	  if [[ -n "$$digest" ]]; then printf '  digest: %s\n' "$$digest"; else printf '  newTag: %s\n' "$${tag:-latest}"; fi; }; \
+	{ printf '# Written by make deploy.\nresources:\n- ../../config/default\nimages:\n'; \
+	  image resilience-operator/manager '$(MANAGER_IMG)'; image resilience-operator/gateway '$(GATEWAY_IMG)'; \
+	} > $(DEPLOY_OVERLAY)/kustomization.yaml
+	$(KUBECTL) apply --server-side -k $(DEPLOY_OVERLAY)
+
+.PHONY: undeploy
+undeploy: ## Remove the operator, its namespace and its CRDs (so every policy too) from the cluster of the current kubeconfig.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 

@@ -520,5 +520,3 @@ func (s *Server) changed() {
 		s.OnChange()
 	}
 }
-
-
