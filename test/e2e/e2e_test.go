@@ -332,3 +332,64 @@ func TestMalformedAndHostileRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestAllThreePatternsComposed puts a RateLimit, a CircuitBreaker and a RetryPolicy on one Service:
+// each admitted request is retried past one failure, the breaker sees every try but never trips, and
+// the rate limit counts client requests, not tries.
+func TestAllThreePatternsComposed(t *testing.T) {
+	ns := namespace(t, "e2e-composed")
+	var tries atomic.Int64
+	backend(t, ns, "shop", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if tries.Add(1)%2 == 1 { // every first try fails
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	kubectl(t, fmt.Sprintf(`
+apiVersion: resilience.dev/v1alpha1
+kind: RateLimit
+metadata: {name: shop, namespace: %[1]s}
+spec:
+  targetRefs: [{name: shop}]
+  limits: [{name: per-minute, requests: 5, period: 1m}]
+---
+apiVersion: resilience.dev/v1alpha1
+kind: CircuitBreaker
+metadata: {name: shop, namespace: %[1]s}
+spec:
+  targetRefs: [{name: shop}]
+  trip: {consecutiveFailures: 2}
+---
+apiVersion: resilience.dev/v1alpha1
+kind: RetryPolicy
+metadata: {name: shop, namespace: %[1]s}
+spec:
+  targetRefs: [{name: shop}]
+  maxAttempts: 3
+  backoff: {base: 1ms, max: 2ms}
+  budget: {percent: 100, minRetriesPerSecond: 100}
+`, ns), "apply", "--server-side", "-f", "-")
+	host := "shop." + ns
+	until(t, "all three policies Programmed", 10*time.Second, func() bool {
+		return strings.Count(kubectl(t, "", "get", "resilience", "-n", ns, "--no-headers"), "True") == 6
+	})
+	tries.Store(0)
+	for i := 1; i <= 5; i++ {
+		r := send(t, http.MethodGet, host, "/", nil)
+		if r.code != http.StatusOK || r.header.Get("X-Resilience-Attempts") != "2" || r.header.Get("X-RateLimit-Remaining") != fmt.Sprint(5-i) {
+			t.Fatalf("request %d: %d attempts %q remaining %q; want 200 after 2 tries with %d left",
+				i, r.code, r.header.Get("X-Resilience-Attempts"), r.header.Get("X-RateLimit-Remaining"), 5-i)
+		}
+	}
+	r := send(t, http.MethodGet, host, "/", nil)
+	if r.code != http.StatusTooManyRequests {
+		t.Fatalf("6th request got %d, want 429 (the limit counts requests, not tries)", r.code)
+	}
+	if got := tries.Load(); got != 10 {
+		t.Errorf("the backend saw %d tries, want 10: the 429 must not reach it and no try may be lost", got)
+	}
+	if out := kubectl(t, "", "get", "cb", "shop", "-n", ns, "--no-headers"); !strings.Contains(out, "Closed") {
+		t.Errorf("a failure followed by a success each time must not trip 2 consecutive failures: %s", out)
+	}
+}
