@@ -51,25 +51,13 @@ func (r *CircuitBreakerReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 // SetupWithManager registers the reconciler with the manager.
 func (r *CircuitBreakerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	programmed := r.Programmed
-	if programmed == nil {
-		programmed = NoGateways{}
-	}
-	r.shared = &policyReconciler[*v1alpha1.CircuitBreaker]{Client: r.Client, programmed: programmed, ops: kindOps[*v1alpha1.CircuitBreaker]{
-		kind:    "CircuitBreaker",
-		newObj:  func() *v1alpha1.CircuitBreaker { return &v1alpha1.CircuitBreaker{} },
-		newList: func() client.ObjectList { return &v1alpha1.CircuitBreakerList{} },
-		items: func(l client.ObjectList) []*v1alpha1.CircuitBreaker {
-			list := l.(*v1alpha1.CircuitBreakerList)
-			out := make([]*v1alpha1.CircuitBreaker, len(list.Items))
-			for i := range list.Items {
-				out[i] = &list.Items[i]
-			}
-			return out
-		},
+	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.CircuitBreaker]{
+		kind:        "CircuitBreaker",
+		newObj:      func() *v1alpha1.CircuitBreaker { return &v1alpha1.CircuitBreaker{} },
+		newList:     func() client.ObjectList { return &v1alpha1.CircuitBreakerList{} },
 		validate:    func(p *v1alpha1.CircuitBreaker) field.ErrorList { return policy.ValidateCircuitBreaker(&p.Spec) },
 		extraStatus: r.setBreakerState,
-	}}
+	})
 	return r.shared.setupWithManager(mgr, r, r.requeue)
 }
 

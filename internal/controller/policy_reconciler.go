@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -48,10 +49,32 @@ type kindOps[T v1alpha1.Policy] struct {
 	kind     string
 	newObj   func() T
 	newList  func() client.ObjectList
-	items    func(client.ObjectList) []T
 	validate func(T) field.ErrorList
 	// extraStatus, when set, fills kind-specific status fields (e.g. a breaker's state).
 	extraStatus func(T)
+}
+
+// items returns the policies of a list as T, pointing into the list.
+func (o kindOps[T]) items(list client.ObjectList) []T {
+	objs, err := meta.ExtractList(list)
+	if err != nil { // every list of ours has Items
+		return nil
+	}
+	out := make([]T, 0, len(objs))
+	for _, obj := range objs {
+		if p, ok := obj.(T); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// newShared builds the shared reconciler of one kind; a nil source means no gateway is connected.
+func newShared[T v1alpha1.Policy](c client.Client, programmed ProgrammedSource, ops kindOps[T]) *policyReconciler[T] {
+	if programmed == nil {
+		programmed = NoGateways{}
+	}
+	return &policyReconciler[T]{Client: c, programmed: programmed, ops: ops}
 }
 
 // policyReconciler is the reconciler shared by the three kinds: validate, resolve targets, settle

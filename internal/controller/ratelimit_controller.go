@@ -49,24 +49,11 @@ func (r *RateLimitReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 // SetupWithManager registers the reconciler with the manager.
 func (r *RateLimitReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	programmed := r.Programmed
-	if programmed == nil {
-		programmed = NoGateways{}
-	}
-	r.shared = &policyReconciler[*v1alpha1.RateLimit]{Client: r.Client, programmed: programmed, ops: kindOps[*v1alpha1.RateLimit]{
-		kind:    "RateLimit",
-		newObj:  func() *v1alpha1.RateLimit { return &v1alpha1.RateLimit{} },
-		newList: func() client.ObjectList { return &v1alpha1.RateLimitList{} },
-		items: func(l client.ObjectList) []*v1alpha1.RateLimit {
-			list := l.(*v1alpha1.RateLimitList)
-			out := make([]*v1alpha1.RateLimit, len(list.Items))
-			for i := range list.Items {
-				out[i] = &list.Items[i]
-			}
-			return out
-		},
-		validate:    func(p *v1alpha1.RateLimit) field.ErrorList { return policy.ValidateRateLimit(&p.Spec) },
-		extraStatus: nil,
-	}}
+	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.RateLimit]{
+		kind:     "RateLimit",
+		newObj:   func() *v1alpha1.RateLimit { return &v1alpha1.RateLimit{} },
+		newList:  func() client.ObjectList { return &v1alpha1.RateLimitList{} },
+		validate: func(p *v1alpha1.RateLimit) field.ErrorList { return policy.ValidateRateLimit(&p.Spec) },
+	})
 	return r.shared.setupWithManager(mgr, r, r.requeue)
 }

@@ -49,24 +49,11 @@ func (r *RetryPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // SetupWithManager registers the reconciler with the manager.
 func (r *RetryPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	programmed := r.Programmed
-	if programmed == nil {
-		programmed = NoGateways{}
-	}
-	r.shared = &policyReconciler[*v1alpha1.RetryPolicy]{Client: r.Client, programmed: programmed, ops: kindOps[*v1alpha1.RetryPolicy]{
-		kind:    "RetryPolicy",
-		newObj:  func() *v1alpha1.RetryPolicy { return &v1alpha1.RetryPolicy{} },
-		newList: func() client.ObjectList { return &v1alpha1.RetryPolicyList{} },
-		items: func(l client.ObjectList) []*v1alpha1.RetryPolicy {
-			list := l.(*v1alpha1.RetryPolicyList)
-			out := make([]*v1alpha1.RetryPolicy, len(list.Items))
-			for i := range list.Items {
-				out[i] = &list.Items[i]
-			}
-			return out
-		},
-		validate:    func(p *v1alpha1.RetryPolicy) field.ErrorList { return policy.ValidateRetryPolicy(&p.Spec) },
-		extraStatus: nil,
-	}}
+	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.RetryPolicy]{
+		kind:     "RetryPolicy",
+		newObj:   func() *v1alpha1.RetryPolicy { return &v1alpha1.RetryPolicy{} },
+		newList:  func() client.ObjectList { return &v1alpha1.RetryPolicyList{} },
+		validate: func(p *v1alpha1.RetryPolicy) field.ErrorList { return policy.ValidateRetryPolicy(&p.Spec) },
+	})
 	return r.shared.setupWithManager(mgr, r, r.requeue)
 }
