@@ -141,3 +141,19 @@ demo: manifests generate setup-envtest ## Like run-local, plus demo backends and
 	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
 	go build -o $(LOCALBIN)/demo ./hack/demo
 	$(LOCALBIN)/demo --bin $(LOCALBIN)
+
+##@ Benchmarks
+
+.PHONY: bench-gateway
+bench-gateway: ## Gateway data path vs the backend directly and a bare reverse proxy (alternating rounds); table + bin/bench-gateway.json.
+	@mkdir -p $(LOCALBIN)
+	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
+	go build -o $(LOCALBIN)/benchgateway ./hack/benchgateway
+	$(LOCALBIN)/benchgateway -bin $(LOCALBIN) -json $(LOCALBIN)/bench-gateway.json $(BENCH_GATEWAY_FLAGS)
+
+.PHONY: bench-control
+bench-control: setup-envtest ## Compile time, snapshot size, apply->enforced on the local stack, memory; table + bin/bench-control.json.
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -o $(LOCALBIN)/benchcontrol ./hack/benchcontrol
+	$(LOCALBIN)/benchcontrol -bin $(LOCALBIN) -json $(LOCALBIN)/bench-control.json $(BENCH_CONTROL_FLAGS)

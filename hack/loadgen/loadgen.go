@@ -1,0 +1,267 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package loadgen is the project's HTTP load generator for the benchmarks: a closed loop at a fixed
+// number of connections (throughput) and an open loop at a fixed rate (latency). The open loop gives
+// each connection its own schedule (as wrk2 does) and measures every latency from the time the
+// request was scheduled, not from when it was sent, so a slow response that delays the next sends
+// shows in the tail instead of hiding it (coordinated omission).
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Target is what to request.
+type Target struct {
+	// URL is the address requests are sent to (http://127.0.0.1:1234/).
+	URL string
+	// Host, when set, replaces the Host header (to name a Service through a gateway).
+	Host string
+	// Header is added to every request.
+	Header http.Header
+}
+
+// Result is one run.
+type Result struct {
+	Requests int64         `json:"requests"`
+	Errors   int64         `json:"errors"`  // transport errors
+	Non2xx   int64         `json:"non2xx"`  // answers that were not 2xx
+	Elapsed  time.Duration `json:"elapsed"` // wall time of the run
+	// Latencies of the successful and failed answers (not of transport errors), sorted.
+	Latencies []time.Duration `json:"-"`
+	// SendLag is, for the open loop, how late each send started after its scheduled time, sorted
+	// (the load generator's own delay, which the latencies include).
+	SendLag []time.Duration `json:"-"`
+}
+
+// RPS is requests completed per second.
+func (r *Result) RPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
+
+// Quantile returns the q-quantile (0..1) of the latencies, 0 when there are none.
+func (r *Result) Quantile(q float64) time.Duration { return quantile(r.Latencies, q) }
+
+// LagQuantile returns the q-quantile of the send lag.
+func (r *Result) LagQuantile(q float64) time.Duration { return quantile(r.SendLag, q) }
+
+func quantile(s []time.Duration, q float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(s))+0.5) - 1 // nearest rank
+	i = max(0, min(i, len(s)-1))
+	return s[i]
+}
+
+// NewClient returns a client for c concurrent connections: keep-alive connections reused (one idle
+// connection kept per worker), no compression, no proxy from the environment, HTTP/1.1.
+func NewClient(c int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        c,
+		MaxIdleConnsPerHost: c,
+		MaxConnsPerHost:     c,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}, Timeout: 30 * time.Second}
+}
+
+// worker sends requests on one client; it keeps a request and a read buffer.
+type worker struct {
+	client *http.Client
+	req    *http.Request
+	buf    []byte
+}
+
+func newWorker(ctx context.Context, client *http.Client, t Target) (*worker, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if t.Host != "" {
+		req.Host = t.Host
+	}
+	for k, v := range t.Header {
+		req.Header[k] = v
+	}
+	return &worker{client: client, req: req, buf: make([]byte, 32<<10)}, nil
+}
+
+// do sends one request and reads and discards the body; ok is false on a transport error.
+func (w *worker) do() (status int, ok bool) {
+	resp, err := w.client.Do(w.req)
+	if err != nil {
+		return 0, false
+	}
+	for {
+		_, err := resp.Body.Read(w.buf)
+		if err != nil {
+			break
+		}
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, true
+}
+
+type tally struct {
+	requests, errors, non2xx int64
+	lat, lag                 []time.Duration
+}
+
+func (t *tally) record(status int, ok bool, lat time.Duration) {
+	if !ok {
+		t.errors++
+		return
+	}
+	t.requests++
+	if status < 200 || status > 299 {
+		t.non2xx++
+	}
+	t.lat = append(t.lat, lat)
+}
+
+func merge(parts []*tally, elapsed time.Duration) *Result {
+	r := &Result{Elapsed: elapsed}
+	for _, p := range parts {
+		r.Requests += p.requests
+		r.Errors += p.errors
+		r.Non2xx += p.non2xx
+		r.Latencies = append(r.Latencies, p.lat...)
+		r.SendLag = append(r.SendLag, p.lag...)
+	}
+	slices.Sort(r.Latencies)
+	slices.Sort(r.SendLag)
+	return r
+}
+
+// Closed runs a closed loop: concurrency workers, each sending its next request as soon as the
+// previous answer is read, for d.
+func Closed(ctx context.Context, client *http.Client, t Target, concurrency int, d time.Duration) (*Result, error) {
+	if concurrency < 1 {
+		return nil, errors.New("loadgen: concurrency must be at least 1")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([]*tally, concurrency)
+	workers := make([]*worker, concurrency)
+	for i := range workers {
+		w, err := newWorker(ctx, client, t)
+		if err != nil {
+			return nil, err
+		}
+		workers[i] = w
+		parts[i] = &tally{lat: make([]time.Duration, 0, 1<<14)}
+	}
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() {
+			p := parts[i]
+			for {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
+				}
+				status, ok := w.do()
+				p.record(status, ok, time.Since(t0))
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return merge(parts, time.Since(start)), ctx.Err()
+}
+
+// Open runs an open loop at rate requests per second for d, over concurrency connections: worker i
+// sends the requests scheduled at start + (i + k*concurrency)/rate. A worker still waiting for an
+// answer when its next request is due sends it as soon as it can, and that request's latency counts
+// from its scheduled time. concurrency bounds the requests in flight, so pick it well above
+// rate times the expected latency.
+func Open(ctx context.Context, client *http.Client, t Target, concurrency int, rate float64, d time.Duration) (*Result, error) {
+	if concurrency < 1 || rate <= 0 {
+		return nil, errors.New("loadgen: concurrency must be at least 1 and rate positive")
+	}
+	total := int(rate * d.Seconds())
+	if total < 1 {
+		return nil, fmt.Errorf("loadgen: %v at %.0f/s is no request", d, rate)
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([]*tally, concurrency)
+	workers := make([]*worker, concurrency)
+	for i := range workers {
+		w, err := newWorker(ctx, client, t)
+		if err != nil {
+			return nil, err
+		}
+		workers[i] = w
+		n := total/concurrency + 1
+		parts[i] = &tally{lat: make([]time.Duration, 0, n), lag: make([]time.Duration, 0, n)}
+	}
+	start := time.Now().Add(5 * time.Millisecond) // let every worker reach its first wait
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() {
+			p := parts[i]
+			tm := time.NewTimer(time.Hour)
+			defer tm.Stop()
+			for k := i; k < total; k += concurrency {
+				due := start.Add(time.Duration(k) * interval)
+				if wait := time.Until(due); wait > 0 {
+					tm.Reset(wait)
+					select {
+					case <-tm.C:
+					case <-ctx.Done():
+						return
+					}
+				}
+				p.lag = append(p.lag, time.Since(due))
+				status, ok := w.do()
+				p.record(status, ok, time.Since(due))
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return merge(parts, time.Since(start)), ctx.Err()
+}
+
+// Drain reads and discards a body (for callers with their own requests).
+func Drain(r io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, r)
+	_ = r.Close()
+}
