@@ -82,13 +82,28 @@ func (b *SnapshotBuilder) Start(ctx context.Context) error {
 		UpdateFunc: func(any, any) { b.Trigger() },
 		DeleteFunc: func(any) { b.Trigger() },
 	}
+	// A policy's status writes (every ack moves Programmed) change nothing the compiler reads: only a
+	// new generation or a deletion does. Without this filter each status write would recompile.
+	policyHandler := handler
+	policyHandler.UpdateFunc = func(oldObj, newObj any) {
+		o, ok1 := oldObj.(client.Object)
+		n, ok2 := newObj.(client.Object)
+		if ok1 && ok2 && o.GetGeneration() == n.GetGeneration() && o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) {
+			return
+		}
+		b.Trigger()
+	}
 	for _, obj := range []client.Object{&v1alpha1.RateLimit{}, &v1alpha1.CircuitBreaker{}, &v1alpha1.RetryPolicy{},
 		&corev1.Service{}, &discoveryv1.EndpointSlice{}} {
+		h := handler
+		if _, isPolicy := obj.(v1alpha1.Policy); isPolicy {
+			h = policyHandler
+		}
 		inf, err := b.Cache.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("informer for %T: %w", obj, err)
 		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
+		if _, err := inf.AddEventHandler(h); err != nil {
 			return fmt.Errorf("watch %T: %w", obj, err)
 		}
 	}

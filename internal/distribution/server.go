@@ -17,12 +17,14 @@ package distribution
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +72,7 @@ type Server struct {
 	order    []uint64
 	conns    map[string]*conn // replica -> its stream to this manager replica
 	replicas int              // live gateway replicas last counted from the store
+	view     [32]byte         // digest of the live states without heartbeats, to ignore heartbeats
 }
 
 type published struct {
@@ -190,16 +193,32 @@ func (s *Server) liveStates() []GatewayState {
 // StoreChanged is called when the shared gateway states changed (the manager's informer on them, or
 // a MemoryStore): it recounts the live replicas and requeues the policies.
 func (s *Server) StoreChanged() {
-	n := len(s.liveStates())
+	states := s.liveStates()
+	digest := viewDigest(states)
 	s.mu.Lock()
-	changed := n != s.replicas
-	s.replicas = n
+	replicasChanged, viewChanged := len(states) != s.replicas, digest != s.view
+	s.replicas, s.view = len(states), digest
 	s.mu.Unlock()
-	if changed && s.OnReplicas != nil {
-		metricReplicas.Set(float64(n))
-		s.OnReplicas(n)
+	if replicasChanged && s.OnReplicas != nil {
+		metricReplicas.Set(float64(len(states)))
+		s.OnReplicas(len(states))
 	}
-	s.changed()
+	if viewChanged { // a heartbeat alone changes nothing a status shows
+		s.changed()
+	}
+}
+
+// viewDigest summarizes what status depends on: who runs which generations, and open breakers.
+func viewDigest(states []GatewayState) [32]byte {
+	h := sha256.New()
+	for _, st := range states { // sorted by replica
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", st.Replica,
+			encodeLines(st.Policies, func(g int64) string { return strconv.FormatInt(g, 10) }),
+			encodeLines(st.Breakers, func(v string) string { return v }))
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // Publish makes snap the current snapshot and pushes it to every connected gateway. It stamps the
@@ -245,7 +264,6 @@ func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
 		}
 	}
 	s.mu.Unlock()
-	s.changed()
 	return version, nil
 }
 
