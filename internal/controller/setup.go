@@ -18,6 +18,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,17 +40,31 @@ type Options struct {
 	Breakers   BreakerSource
 }
 
-// Notifier requeues every policy when state outside the API server changed (gateway acks, breaker
-// transitions). Pokes are coalesced: at most one sweep per interval.
+// Notifier requeues policies when state outside the API server changed (gateway acks, breaker
+// transitions): only the named ones, or all of them when a gateway came or went. Pokes are coalesced:
+// at most one sweep per interval.
 type Notifier struct {
 	client   client.Reader
 	interval time.Duration
 	poke     chan struct{}
 	channels map[string]chan event.GenericEvent
+
+	mu   sync.Mutex
+	all  bool
+	keys map[string]bool // kind/namespace/name
 }
 
-// Poke asks for a sweep; it never blocks.
-func (n *Notifier) Poke() {
+// Poke asks for the policies with these keys (kind/namespace/name) to be requeued, or all of them when
+// keys is nil; it never blocks.
+func (n *Notifier) Poke(keys []string) {
+	n.mu.Lock()
+	if keys == nil {
+		n.all = true
+	}
+	for _, k := range keys {
+		n.keys[k] = true
+	}
+	n.mu.Unlock()
 	select {
 	case n.poke <- struct{}{}:
 	default:
@@ -64,11 +80,47 @@ func (n *Notifier) Start(ctx context.Context) error {
 			return nil
 		case <-n.poke:
 		}
-		n.sweep(ctx)
+		n.mu.Lock()
+		all, keys := n.all, n.keys
+		n.all, n.keys = false, map[string]bool{}
+		n.mu.Unlock()
+		if all {
+			n.sweep(ctx)
+		} else {
+			n.requeue(ctx, keys)
+		}
 		select { // coalesce a burst of pokes (many acks at once) into the next sweep
 		case <-ctx.Done():
 			return nil
 		case <-time.After(n.interval):
+		}
+	}
+}
+
+// requeue enqueues the named policies without listing anything.
+func (n *Notifier) requeue(ctx context.Context, keys map[string]bool) {
+	for key := range keys {
+		parts := strings.SplitN(key, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var obj client.Object
+		switch parts[0] {
+		case "RateLimit":
+			obj = &v1alpha1.RateLimit{}
+		case "CircuitBreaker":
+			obj = &v1alpha1.CircuitBreaker{}
+		case "RetryPolicy":
+			obj = &v1alpha1.RetryPolicy{}
+		default:
+			continue
+		}
+		obj.SetNamespace(parts[1])
+		obj.SetName(parts[2])
+		select {
+		case n.channels[parts[0]] <- event.GenericEvent{Object: obj}:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -111,7 +163,7 @@ func (n *Notifier) sweep(ctx context.Context) {
 // SetupAll registers the reconcilers of all three kinds with the manager, and returns the notifier the
 // distribution server pokes when gateways change what they run.
 func SetupAll(mgr ctrl.Manager, opts Options) (*Notifier, error) {
-	n := &Notifier{client: mgr.GetClient(), interval: 100 * time.Millisecond, poke: make(chan struct{}, 1),
+	n := &Notifier{client: mgr.GetClient(), interval: 100 * time.Millisecond, poke: make(chan struct{}, 1), keys: map[string]bool{},
 		channels: map[string]chan event.GenericEvent{
 			"RateLimit": make(chan event.GenericEvent, 1024), "CircuitBreaker": make(chan event.GenericEvent, 1024),
 			"RetryPolicy": make(chan event.GenericEvent, 1024),

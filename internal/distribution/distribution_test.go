@@ -320,3 +320,39 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 		return !ok && reason == "Pending" && msg == "1/2 gateway replicas; waiting for gw-b"
 	})
 }
+
+func TestChangedKeys(t *testing.T) {
+	base := func() map[string]GatewayState {
+		return map[string]GatewayState{
+			"gw-0": {Replica: "gw-0", Policies: map[string]int64{"RateLimit/a/x": 1, "RetryPolicy/a/y": 2}, Breakers: map[string]string{}},
+			"gw-1": {Replica: "gw-1", Policies: map[string]int64{"RateLimit/a/x": 1, "RetryPolicy/a/y": 2}, Breakers: map[string]string{}},
+		}
+	}
+	cases := []struct {
+		desc   string
+		mutate func(map[string]GatewayState)
+		want   []string
+	}{
+		{desc: "a heartbeat only", mutate: func(m map[string]GatewayState) {
+			st := m["gw-0"]
+			st.Heartbeat = time.Now()
+			m["gw-0"] = st
+		}, want: []string{}},
+		{desc: "one replica applied a new generation", mutate: func(m map[string]GatewayState) { m["gw-1"].Policies["RateLimit/a/x"] = 2 },
+			want: []string{"RateLimit/a/x"}},
+		{desc: "a policy left the snapshot", mutate: func(m map[string]GatewayState) { delete(m["gw-0"].Policies, "RetryPolicy/a/y") },
+			want: []string{"RetryPolicy/a/y"}},
+		{desc: "a breaker opened", mutate: func(m map[string]GatewayState) { m["gw-0"].Breakers["a/pay|pay:80|"] = "Open" },
+			want: []string{"CircuitBreaker/a/pay"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			cur := base()
+			tc.mutate(cur)
+			got := changedKeys(base(), cur)
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("changed %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

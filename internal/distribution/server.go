@@ -17,14 +17,12 @@ package distribution
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,9 +55,10 @@ type Server struct {
 	manager string // this manager replica's name, owner of the states it writes
 	log     logr.Logger
 
-	// OnChange is called (without locks held) when the Programmed state of policies may have changed:
-	// a gateway connected, acknowledged a version or went away, or a new version was published.
-	OnChange func()
+	// OnChange is called (without locks held) when what gateways run changed, with the keys
+	// (kind/namespace/name) of the policies whose Programmed or breaker status may differ; nil keys
+	// mean every policy (a gateway came or went).
+	OnChange func(keys []string)
 	// OnBreaker is called (without locks held) for every breaker transition a gateway reports.
 	OnBreaker func(replica string, change BreakerChange)
 	// OnReplicas is called (without locks held) when the number of live gateway replicas, across all
@@ -72,7 +71,7 @@ type Server struct {
 	order    []uint64
 	conns    map[string]*conn // replica -> its stream to this manager replica
 	replicas int              // live gateway replicas last counted from the store
-	view     [32]byte         // digest of the live states without heartbeats, to ignore heartbeats
+	view     map[string]GatewayState // live states last seen, by replica, to tell what changed
 }
 
 type published struct {
@@ -194,31 +193,68 @@ func (s *Server) liveStates() []GatewayState {
 // a MemoryStore): it recounts the live replicas and requeues the policies.
 func (s *Server) StoreChanged() {
 	states := s.liveStates()
-	digest := viewDigest(states)
-	s.mu.Lock()
-	replicasChanged, viewChanged := len(states) != s.replicas, digest != s.view
-	s.replicas, s.view = len(states), digest
-	s.mu.Unlock()
-	if replicasChanged && s.OnReplicas != nil {
-		metricReplicas.Set(float64(len(states)))
-		s.OnReplicas(len(states))
+	view := make(map[string]GatewayState, len(states))
+	for _, st := range states {
+		view[st.Replica] = st
 	}
-	if viewChanged { // a heartbeat alone changes nothing a status shows
-		s.changed()
+	s.mu.Lock()
+	old := s.view
+	s.view = view
+	s.mu.Unlock()
+
+	if len(old) != len(view) || !sameReplicas(old, view) {
+		metricReplicas.Set(float64(len(view)))
+		if s.OnReplicas != nil {
+			s.OnReplicas(len(view))
+		}
+		s.changedKeys(nil) // every policy's N/M count moved
+		return
+	}
+	if keys := changedKeys(old, view); len(keys) > 0 { // a heartbeat alone changes nothing
+		s.changedKeys(keys)
 	}
 }
 
-// viewDigest summarizes what status depends on: who runs which generations, and open breakers.
-func viewDigest(states []GatewayState) [32]byte {
-	h := sha256.New()
-	for _, st := range states { // sorted by replica
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", st.Replica,
-			encodeLines(st.Policies, func(g int64) string { return strconv.FormatInt(g, 10) }),
-			encodeLines(st.Breakers, func(v string) string { return v }))
+func sameReplicas(a, b map[string]GatewayState) bool {
+	for r := range a {
+		if _, ok := b[r]; !ok {
+			return false
+		}
 	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
+	return true
+}
+
+// changedKeys lists the policies whose generation on some replica, or whose breaker state, differs
+// between two views of the same replicas.
+func changedKeys(old, cur map[string]GatewayState) []string {
+	set := map[string]bool{}
+	for r, n := range cur {
+		o := old[r]
+		for k, g := range n.Policies {
+			if o.Policies[k] != g {
+				set[k] = true
+			}
+		}
+		for k := range o.Policies {
+			if _, ok := n.Policies[k]; !ok {
+				set[k] = true
+			}
+		}
+		for _, pair := range [2][2]map[string]string{{n.Breakers, o.Breakers}, {o.Breakers, n.Breakers}} {
+			for k, st := range pair[0] {
+				if pair[1][k] != st {
+					ns, name, _ := strings.Cut(strings.SplitN(k, "|", 2)[0], "/")
+					set["CircuitBreaker/"+ns+"/"+name] = true
+				}
+			}
+		}
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Publish makes snap the current snapshot and pushes it to every connected gateway. It stamps the
@@ -414,7 +450,6 @@ func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }
 				metricRefused.Inc()
 				log.Info("gateway refused a snapshot", "version", f.Ack.Version, "error", f.Ack.Error)
 			}
-			s.changed()
 		case f.Breaker != nil:
 			metricBreakerChanges.WithLabelValues(f.Breaker.To).Inc()
 			s.mu.Lock()
@@ -533,8 +568,8 @@ func (s *Server) Programmed(kind, namespace, name string, generation int64) (boo
 	return false, "Pending", fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(states), strings.Join(lagging, ", "))
 }
 
-func (s *Server) changed() {
+func (s *Server) changedKeys(keys []string) {
 	if s.OnChange != nil {
-		s.OnChange()
+		s.OnChange(keys)
 	}
 }
