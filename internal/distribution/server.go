@@ -69,8 +69,8 @@ type Server struct {
 	current  *published
 	history  map[uint64]map[string]int64 // version -> policy key -> generation
 	order    []uint64
-	conns    map[string]*conn // replica -> its stream to this manager replica
-	replicas int              // live gateway replicas last counted from the store
+	conns    map[string]*conn        // replica -> its stream to this manager replica
+	replicas int                     // live gateway replicas last counted from the store
 	view     map[string]GatewayState // live states last seen, by replica, to tell what changed
 }
 
