@@ -30,7 +30,39 @@ link_out() {
   log "using $STORE (linked into bin/k8s)"
 }
 
-if have_store; then link_out; exit 0; fi
+# kubectl: envtest's downloads ship it; where kubectl is neither there nor installed, build it once
+# (the e2e and deploy tests drive the cluster with the real kubectl).
+ensure_kubectl() {
+  if [[ -x "$STORE/kubectl" ]] || command -v kubectl >/dev/null 2>&1; then return 0; fi
+  log "building kubectl v$K8S_VERSION (about 2 minutes, once per machine)..."
+  build_from_kubernetes k8s.io/kubernetes/cmd/kubectl "$STORE/kubectl"
+  ln -sfn "$STORE/kubectl" "$OUT/kubectl"
+}
+
+# build_from_kubernetes builds one command of k8s.io/kubernetes in a throwaway module whose every
+# ./staging/... replacement points at the same module from the Go module proxy.
+build_from_kubernetes() {
+  local pkg="$1" dest="$2" mod
+  mod="$(mktemp -d)"
+  (
+    cd "$mod"
+    go mod init envtest-k8s >/dev/null 2>&1
+    go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" >k8s.json
+    gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' k8s.json)"
+    staging_ver="v0.${K8S_VERSION#1.}"
+    {
+      echo "require k8s.io/kubernetes v$K8S_VERSION"
+      grep -E '=>\s*\./staging/' "$gomod" | awk -v v="$staging_ver" '{print "replace " $1 " => " $1 " " v}'
+    } >>go.mod
+    printf 'package main\nimport _ "%s"\n' "$pkg" >tools.go
+    go mod tidy >/dev/null 2>&1 || true
+    CGO_ENABLED=0 go build -trimpath -o "$dest.tmp" "$pkg"
+    mv "$dest.tmp" "$dest"
+  )
+  rm -rf "$mod"
+}
+
+if have_store; then link_out; ensure_kubectl; exit 0; fi
 
 # 2. The kubebuilder way.
 if [[ ! -x "$LOCALBIN/setup-envtest" ]]; then
@@ -40,7 +72,7 @@ fi
 if [[ -x "$LOCALBIN/setup-envtest" ]]; then
   log "trying to download envtest binaries $K8S_VERSION"
   if dir="$(timeout 60 "$LOCALBIN/setup-envtest" use "$K8S_VERSION" -p path 2>/dev/null)" && [[ -x "$dir/kube-apiserver" ]]; then
-    STORE="$dir"; link_out; exit 0
+    STORE="$dir"; link_out; ensure_kubectl; exit 0
   fi
   log "download unavailable; building from the Go module proxy instead"
 fi
@@ -60,20 +92,8 @@ fi
 
 if [[ ! -x "$STORE/kube-apiserver" ]]; then
   log "building kube-apiserver v$K8S_VERSION (about 3 minutes, once per machine)..."
-  mkdir -p "$work/apiserver" && cd "$work/apiserver"
-  go mod init envtest-apiserver >/dev/null 2>&1
-  go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" >"$work/k8s.json"
-  gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$work/k8s.json")"
-  staging_ver="v0.${K8S_VERSION#1.}"
-  # Every module k8s.io/kubernetes replaces with ./staging/... comes from the proxy at the matching version.
-  {
-    echo "require k8s.io/kubernetes v$K8S_VERSION"
-    grep -E '=>\s*\./staging/' "$gomod" | awk -v v="$staging_ver" '{print "replace " $1 " => " $1 " " v}'
-  } >>go.mod
-  printf 'package main\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >tools.go
-  go mod tidy >/dev/null 2>&1 || true
-  CGO_ENABLED=0 go build -trimpath -o "$STORE/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-  mv "$STORE/kube-apiserver.tmp" "$STORE/kube-apiserver"
+  build_from_kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$STORE/kube-apiserver"
 fi
 
 link_out
+ensure_kubectl

@@ -54,7 +54,7 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=configmaps,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=resilience-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 type config struct {
 	metricsAddr, probeAddr, streamAddr string

@@ -85,6 +85,26 @@ func (c *ControlPlane) KubeConfig() ([]byte, error) {
 	return u.KubeConfig()
 }
 
+// Kubectl returns the kubectl to run: the one next to kube-apiserver (envtest ships it, and
+// `make setup-envtest` builds it where kubectl is not installed), else the one on PATH.
+func Kubectl() string {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		if root, err := RepoRoot(); err == nil {
+			assets = filepath.Join(root, "bin", "k8s")
+		}
+	}
+	if p := filepath.Join(assets, "kubectl"); assets != "" && isExecutable(p) {
+		return p
+	}
+	return "kubectl"
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
 // RepoRoot finds the repository root: the nearest directory above the working directory with a go.mod.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()

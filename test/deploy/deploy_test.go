@@ -96,12 +96,13 @@ var (
 	rendered   rendering
 )
 
-// kubectlPath finds kubectl, or skips: these tests need the real kustomize and apply of kubectl.
+// kubectlPath finds kubectl (next to the envtest binaries, else on PATH): these tests need the real
+// kustomize and apply of kubectl, and fail rather than skip without it.
 func kubectlPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("kubectl")
+	p, err := exec.LookPath(controlplane.Kubectl())
 	if err != nil {
-		t.Skip("kubectl is not on PATH: the deployment manifests are not checked")
+		t.Fatalf("no kubectl: install it, or let `make setup-envtest` build it into bin/k8s: %v", err)
 	}
 	return p
 }

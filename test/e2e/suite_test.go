@@ -129,7 +129,7 @@ func freeAddr() string {
 // kubectl runs the real kubectl against the local control plane.
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", stack.KubeconfigPath}, args...)...)
+	cmd := exec.Command(controlplane.Kubectl(), append([]string{"--kubeconfig", stack.KubeconfigPath}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
