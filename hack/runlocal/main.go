@@ -77,7 +77,7 @@ func run(binDir string) error {
 The resilience operator runs locally: a manager and one gateway (traffic on %[1]s).
 
   export KUBECONFIG=%[2]s
-  kubectl apply -f config/samples/
+  kubectl apply --server-side -f config/samples/
   kubectl get resilience -A
   curl -H 'Host: <service>.<namespace>' http://%[1]s/     # or: curl -x http://%[1]s http://<service>.<namespace>/
 
