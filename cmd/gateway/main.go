@@ -98,16 +98,17 @@ func run(c config, log *slog.Logger) error {
 		return err
 	}
 	defer gw.Close()
-	client.Apply = func(data []byte) (uint64, error) {
+	client.Apply = func(version uint64, data []byte) error {
 		snap, err := compile.Decode(data)
 		if err != nil {
-			return 0, err
+			return err
 		}
+		snap.Version = version
 		if err := gw.Apply(snap); err != nil {
-			return 0, err
+			return err
 		}
-		log.Info("applied snapshot", "version", snap.Version, "services", len(snap.Services), "policies", len(snap.Policies))
-		return snap.Version, nil
+		log.Info("applied snapshot", "version", version, "services", len(snap.Services), "policies", len(snap.Policies))
+		return nil
 	}
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()

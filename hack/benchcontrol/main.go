@@ -65,6 +65,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/hack/loadgen"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/gateway"
@@ -126,11 +127,7 @@ type StackFig struct {
 }
 
 // Goal is one goal of the issue, reported and not asserted.
-type Goal struct {
-	Goal   string `json:"goal"`
-	Actual string `json:"actual"`
-	Met    bool   `json:"met"`
-}
+type Goal = loadgen.Goal
 
 func main() {
 	bin := flag.String("bin", "bin", "directory holding the manager and gateway binaries")
@@ -230,39 +227,22 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 
 	for _, f := range rep.Compile {
 		if f.Policies == 10000 {
-			rep.Goals = append(rep.Goals, Goal{"compiling 10,000 policies under 1 s", fmt.Sprintf("%.0f ms (median)", f.MedianMs), f.MedianMs < 1000})
+			rep.Goals = append(rep.Goals, Goal{Goal: "compiling 10,000 policies under 1 s", Actual: fmt.Sprintf("%.0f ms (median)", f.MedianMs), Met: f.MedianMs < 1000})
 		}
 	}
 	for _, f := range rep.Stack {
 		if f.Policies == 1000 {
-			rep.Goals = append(rep.Goals, Goal{"apply->enforced p99 under 200 ms with 1,000 policies (apply via " + f.ApplyVia + ")",
-				fmt.Sprintf("%.0f ms", f.P99Ms), f.P99Ms < 200})
+			rep.Goals = append(rep.Goals, Goal{Goal: "apply->enforced p99 under 200 ms with 1,000 policies (apply via " + f.ApplyVia + ")",
+				Actual: fmt.Sprintf("%.0f ms", f.P99Ms), Met: f.P99Ms < 200})
 		}
 	}
 	if m := rep.Memory; m != nil && m.Policies == 10000 && m.Keys == 100000 {
-		rep.Goals = append(rep.Goals, Goal{"gateway memory with 10,000 policies and 100,000 keys under 200 MiB (in-process RSS)",
-			fmt.Sprintf("%.0f MiB", m.RSSKeysMiB), m.RSSKeysMiB < 200})
+		rep.Goals = append(rep.Goals, Goal{Goal: "gateway memory with 10,000 policies and 100,000 keys under 200 MiB (in-process RSS)",
+			Actual: fmt.Sprintf("%.0f MiB", m.RSSKeysMiB), Met: m.RSSKeysMiB < 200})
 	}
-	fmt.Println("\ngoals (reported, not asserted):")
-	for _, g := range rep.Goals {
-		met := "NOT met"
-		if g.Met {
-			met = "met"
-		}
-		fmt.Printf("  %-86s %16s  %s\n", g.Goal, g.Actual, met)
-	}
+	loadgen.PrintGoals(rep.Goals, 86)
 	if jsonPath != "" {
-		data, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
-			return err
-		}
-		fmt.Printf("\nwrote %s\n", jsonPath)
+		return loadgen.WriteJSON(jsonPath, rep)
 	}
 	return nil
 }

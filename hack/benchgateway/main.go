@@ -33,7 +33,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,11 +114,7 @@ type Report struct {
 }
 
 // Goal is one goal of the issue, reported and not asserted.
-type Goal struct {
-	Goal   string `json:"goal"`
-	Actual string `json:"actual"`
-	Met    bool   `json:"met"`
-}
+type Goal = loadgen.Goal
 
 func main() {
 	serve := flag.Bool("serve", false, "internal: run the proxy process (gateway and bare proxy) for the backend at -backend")
@@ -291,9 +286,9 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 	rep.Configs = figs
 	full := figs[3]
 	rep.Goals = []Goal{
-		{"gateway with all three policies >= 0.30x the direct backend's req/s", fmt.Sprintf("%.2fx", full.VsDirect), full.VsDirect >= 0.30},
-		{"gateway with all three policies >= 1.5x the bare reverse proxy's req/s", fmt.Sprintf("%.2fx", full.VsProxy), full.VsProxy >= 1.5},
-		{fmt.Sprintf("p99 at %.0f req/s at most 1 ms above direct", rate), fmt.Sprintf("%+.0f us", full.P99OverDirUs), full.P99OverDirUs <= 1000},
+		{Goal: "gateway with all three policies >= 0.30x the direct backend's req/s", Actual: fmt.Sprintf("%.2fx", full.VsDirect), Met: full.VsDirect >= 0.30},
+		{Goal: "gateway with all three policies >= 1.5x the bare reverse proxy's req/s", Actual: fmt.Sprintf("%.2fx", full.VsProxy), Met: full.VsProxy >= 1.5},
+		{Goal: fmt.Sprintf("p99 at %.0f req/s at most 1 ms above direct", rate), Actual: fmt.Sprintf("%+.0f us", full.P99OverDirUs), Met: full.P99OverDirUs <= 1000},
 	}
 
 	fmt.Printf("\n%-19s %-46s %10s %9s %9s %9s %9s %9s %8s %8s %9s %6s\n", "config", "", "req/s", "x direct", "x proxy",
@@ -313,26 +308,9 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 		}
 	}
 	fmt.Printf(")\nlatency: open loop at %.0f req/s, from the scheduled send time, all rounds pooled; lag = how late the load generator started a send (included in the latency)\n", rate)
-	fmt.Println("\ngoals (reported, not asserted):")
-	for _, g := range rep.Goals {
-		met := "NOT met"
-		if g.Met {
-			met = "met"
-		}
-		fmt.Printf("  %-72s %10s  %s\n", g.Goal, g.Actual, met)
-	}
+	loadgen.PrintGoals(rep.Goals, 72)
 	if jsonPath != "" {
-		data, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(jsonPath), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
-			return err
-		}
-		fmt.Printf("\nwrote %s\n", jsonPath)
+		return loadgen.WriteJSON(jsonPath, rep)
 	}
 	return nil
 }

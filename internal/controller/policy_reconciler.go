@@ -205,11 +205,7 @@ func (r *policyReconciler[T]) setupWithManager(mgr ctrl.Manager, rec reconcile.R
 		if !ok {
 			return nil
 		}
-		var names []string
-		for _, ref := range p.GetTargetRefs() {
-			names = append(names, ref.Name)
-		}
-		return names
+		return targetNames(p)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), r.ops.newObj(), targetNameIndex, idx); err != nil {
 		return fmt.Errorf("index %s by target: %w", r.ops.kind, err)
@@ -238,11 +234,7 @@ func (r *policyReconciler[T]) peersOf(ctx context.Context, o client.Object) []re
 	if !ok {
 		return nil
 	}
-	var names []string
-	for _, ref := range p.GetTargetRefs() {
-		names = append(names, ref.Name)
-	}
-	return r.byTarget(ctx, p.GetNamespace(), names)
+	return r.byTarget(ctx, p.GetNamespace(), targetNames(p))
 }
 
 func (r *policyReconciler[T]) byTarget(ctx context.Context, namespace string, names []string) []reconcile.Request {
@@ -274,6 +266,15 @@ func (peerChange) Generic(event.GenericEvent) bool { return false }
 func (peerChange) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
 		!e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+// targetNames lists the names of the Services a policy targets.
+func targetNames(p v1alpha1.Policy) []string {
+	names := make([]string, 0, len(p.GetTargetRefs()))
+	for _, ref := range p.GetTargetRefs() {
+		names = append(names, ref.Name)
+	}
+	return names
 }
 
 func acceptedSummary(st *v1alpha1.PolicyStatus) string {

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -135,24 +137,17 @@ func (n *Notifier) sweep(ctx context.Context) {
 			ctrl.LoggerFrom(ctx).Error(err, "list policies to requeue", "kind", kind)
 			continue
 		}
-		var objs []client.Object
-		switch l := list.(type) {
-		case *v1alpha1.RateLimitList:
-			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
-			}
-		case *v1alpha1.CircuitBreakerList:
-			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
-			}
-		case *v1alpha1.RetryPolicyList:
-			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
-			}
+		objs, err := meta.ExtractList(list)
+		if err != nil {
+			continue
 		}
 		for _, o := range objs {
+			obj, ok := o.(client.Object)
+			if !ok {
+				continue
+			}
 			select {
-			case n.channels[kind] <- event.GenericEvent{Object: o}:
+			case n.channels[kind] <- event.GenericEvent{Object: obj}:
 			case <-ctx.Done():
 				return
 			}

@@ -16,9 +16,7 @@ limitations under the License.
 package controller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -37,7 +35,8 @@ import (
 
 // Publisher receives each new snapshot (the distribution server).
 type Publisher interface {
-	Publish(*compile.Snapshot) (uint64, error)
+	// Publish sends a snapshot unless its content equals the current one (changed false).
+	Publish(*compile.Snapshot) (version uint64, changed bool, err error)
 	Replicas() int
 }
 
@@ -51,7 +50,6 @@ type SnapshotBuilder struct {
 	Debounce time.Duration
 
 	trigger chan struct{}
-	last    []byte
 }
 
 // NeedLeaderElection reports false: every replica builds snapshots.
@@ -152,19 +150,11 @@ func (b *SnapshotBuilder) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	content, err := json.Marshal(snap)
-	if err != nil {
+	version, changed, err := b.Publisher.Publish(snap)
+	if err != nil || !changed {
 		return err
 	}
-	if bytes.Equal(content, b.last) {
-		return nil
-	}
-	version, err := b.Publisher.Publish(snap)
-	if err != nil {
-		return err
-	}
-	b.last = content
 	logf.FromContext(ctx).V(1).Info("published snapshot", "version", version, "services", len(snap.Services),
-		"policies", len(snap.Policies), "bytes", len(content), "compile", time.Since(start).String())
+		"policies", len(snap.Policies), "took", time.Since(start).String())
 	return nil
 }

@@ -63,7 +63,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func TestEnsureCA(t *testing.T) {
+// clientIn returns a client of the shared API server, with the namespace ns created.
+func clientIn(t *testing.T, ns string) (client.Client, *controlplane.ControlPlane) {
+	t.Helper()
 	cp := controlPlane(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -73,10 +75,15 @@ func TestEnsureCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ca-test"}}); err != nil {
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
+	return c, cp
+}
+
+func TestEnsureCA(t *testing.T) {
+	c, _ := clientIn(t, "ca-test")
+	ctx := context.Background()
 	first, err := EnsureCA(ctx, c, c, "ca-test", "dist-ca")
 	if err != nil {
 		t.Fatal(err)
@@ -108,20 +115,9 @@ func TestEnsureCA(t *testing.T) {
 }
 
 func TestTokenReviewAuthenticator(t *testing.T) {
-	cp := controlPlane(t)
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(cp.Config)
+	c, cp := clientIn(t, "resilience-system")
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "resilience-system"}}); err != nil {
-		t.Fatal(err)
-	}
+	cs := kubernetes.NewForConfigOrDie(cp.Config)
 	for _, sa := range []string{"resilience-gateway", "intruder"} {
 		if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "resilience-system", Name: sa}}); err != nil {
 			t.Fatal(err)
@@ -165,19 +161,8 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 }
 
 func TestConfigMapStore(t *testing.T) {
-	cp := controlPlane(t)
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := clientIn(t, "store-test")
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "store-test"}}); err != nil {
-		t.Fatal(err)
-	}
 	store := &ConfigMapStore{Client: c, Reader: c, Namespace: "store-test"}
 	now := time.Now().Truncate(time.Millisecond)
 	st := GatewayState{Replica: "gw-0 (any name)", Manager: "m0", Heartbeat: now,

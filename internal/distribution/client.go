@@ -49,9 +49,9 @@ type Client struct {
 	Token func() (string, error)
 	// Replica names this gateway replica (its pod name).
 	Replica string
-	// Apply decodes, validates and enforces a snapshot; it returns the version it applied, or an error
-	// (the gateway then keeps its last good snapshot and the error is reported in the ack).
-	Apply func(snapshot []byte) (uint64, error)
+	// Apply decodes, validates and enforces a snapshot as the given version, or returns an error (the
+	// gateway then keeps its last good snapshot and the error is reported in the ack).
+	Apply func(version uint64, snapshot []byte) error
 	// Resync lists the breakers that are not closed, sent after each connect.
 	Resync func() []BreakerChange
 	Log    logr.Logger
@@ -181,11 +181,10 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 		if len(f.Snapshot) == 0 {
 			continue // heartbeat
 		}
-		version, err := c.Apply(f.Snapshot)
-		ack := &Ack{Version: version}
-		if err != nil {
-			ack = &Ack{Version: peekVersion(f.Snapshot), Error: err.Error()}
-			c.Log.Error(err, "refused a snapshot; keeping the last good one", "version", ack.Version)
+		ack := &Ack{Version: f.Version}
+		if err := c.Apply(f.Version, f.Snapshot); err != nil {
+			ack.Error = err.Error()
+			c.Log.Error(err, "refused a snapshot; keeping the last good one", "version", f.Version)
 		}
 		select {
 		case frames <- GatewayFrame{Ack: ack}:
@@ -215,14 +214,6 @@ func (c *Client) writeFrames(ctx context.Context, w io.Writer, frames <-chan Gat
 			return
 		}
 	}
-}
-
-func peekVersion(snapshot []byte) uint64 {
-	var v struct {
-		Version uint64 `json:"version"`
-	}
-	_ = json.Unmarshal(snapshot, &v)
-	return v.Version
 }
 
 func errString(err error) string {

@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,18 +50,17 @@ type recorder struct {
 	refuse   bool
 }
 
-func (r *recorder) apply(data []byte) (uint64, error) {
-	s, err := compile.Decode(data)
-	if err != nil {
-		return 0, err
+func (r *recorder) apply(version uint64, data []byte) error {
+	if _, err := compile.Decode(data); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refuse {
-		return 0, errors.New("refused for the test")
+		return errors.New("refused for the test")
 	}
-	r.versions = append(r.versions, s.Version)
-	return s.Version, nil
+	r.versions = append(r.versions, version)
+	return nil
 }
 
 func (r *recorder) last() uint64 {
@@ -107,9 +107,29 @@ func startServer(t *testing.T, srv *Server) (string, *tls.Config) {
 	return hs.URL, &tls.Config{RootCAs: ca.Pool()}
 }
 
-func snapshotWith(gen int64) *compile.Snapshot {
-	return &compile.Snapshot{Services: []compile.Service{}, Policies: []compile.PolicyRef{
+// snapshotWith holds the checkout RateLimit at generation gen; endpoints > 0 adds that many endpoints to
+// a Service, so snapshots of one generation can differ the way endpoint churn makes them differ.
+func snapshotWith(gen int64, endpoints ...int) *compile.Snapshot {
+	s := &compile.Snapshot{Services: []compile.Service{}, Policies: []compile.PolicyRef{
 		{Kind: "RateLimit", Namespace: "shop", Name: "checkout", UID: "u", Generation: gen}}}
+	if len(endpoints) > 0 {
+		port := compile.Port{Port: 80, Endpoints: []compile.Endpoint{}}
+		for i := range endpoints[0] {
+			port.Endpoints = append(port.Endpoints, compile.Endpoint{Address: fmt.Sprintf("10.0.0.%d", i+1), Port: 8080, Type: compile.AddressIPv4})
+		}
+		s.Services = append(s.Services, compile.Service{Namespace: "shop", Name: "checkout", Ports: []compile.Port{port}})
+	}
+	return s
+}
+
+// publish publishes and fails the test unless a new version went out.
+func publish(t *testing.T, srv *Server, snap *compile.Snapshot) uint64 {
+	t.Helper()
+	v, changed, err := srv.Publish(snap)
+	if err != nil || !changed {
+		t.Fatalf("publish: version %d changed %v: %v", v, changed, err)
+	}
+	return v
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -129,10 +149,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	if ok, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 1); ok || reason != "NoGateways" {
 		t.Fatalf("before any gateway: %v %s, want NoGateways", ok, reason)
 	}
-	v1, err := srv.Publish(snapshotWith(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1 := publish(t, srv, snapshotWith(1))
 
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,9 +169,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	rec.mu.Lock()
 	rec.refuse = true
 	rec.mu.Unlock()
-	if _, err := srv.Publish(snapshotWith(2)); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, snapshotWith(2))
 	eventually(t, "Pending naming the lagging replica", func() bool {
 		ok, reason, msg := srv.Programmed("RateLimit", "shop", "checkout", 2)
 		return !ok && reason == "Pending" && strings.Contains(msg, "0/1 gateway replicas; waiting for gw-0")
@@ -162,17 +177,15 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	rec.mu.Lock()
 	rec.refuse = false
 	rec.mu.Unlock()
-	v3, _ := srv.Publish(snapshotWith(2))
+	v3 := publish(t, srv, snapshotWith(2, 1)) // the same generation, other content: a new version
 	eventually(t, "the new version applied", func() bool { return rec.last() == v3 })
 	eventually(t, "Programmed for generation 2", func() bool {
 		ok, _, _ := srv.Programmed("RateLimit", "shop", "checkout", 2)
 		return ok
 	})
 	// Endpoint churn: a new version with the same generation keeps it Programmed throughout.
-	for range 5 {
-		if _, err := srv.Publish(snapshotWith(2)); err != nil {
-			t.Fatal(err)
-		}
+	for i := range 5 {
+		publish(t, srv, snapshotWith(2, i+2))
 		if ok, _, msg := srv.Programmed("RateLimit", "shop", "checkout", 2); !ok {
 			t.Fatalf("a new version with the same generation flipped Programmed: %s", msg)
 		}
@@ -204,9 +217,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 func TestUnauthenticatedGetsNothing(t *testing.T) {
 	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
-	if _, err := srv.Publish(snapshotWith(1)); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, snapshotWith(1))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
 	cases := []struct {
 		desc   string
@@ -246,9 +257,7 @@ func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
 	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	bad := &compile.Snapshot{Services: []compile.Service{{Namespace: "a", Name: "b"}}, Policies: []compile.PolicyRef{}} // no ports: invalid
-	if _, err := srv.Publish(bad); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, srv, bad)
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -281,9 +290,7 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 	urlL, tlsL := startServer(t, leader)
 	urlF, tlsF := startServer(t, follower)
 	for _, s := range []*Server{leader, follower} {
-		if _, err := s.Publish(snapshotWith(1)); err != nil {
-			t.Fatal(err)
-		}
+		publish(t, s, snapshotWith(1))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -312,9 +319,7 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 		return st == "Open" && endpoints == 1
 	})
 	// A new generation that only the leader's gateway has applied is Pending, naming the other.
-	if _, err := leader.Publish(snapshotWith(2)); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, leader, snapshotWith(2))
 	eventually(t, "Pending waiting for gw-b", func() bool {
 		ok, reason, msg := leader.Programmed("RateLimit", "shop", "checkout", 2)
 		return !ok && reason == "Pending" && msg == "1/2 gateway replicas; waiting for gw-b"
@@ -354,5 +359,21 @@ func TestChangedKeys(t *testing.T) {
 				t.Errorf("changed %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestUnchangedContentIsNotPublished: the builder recompiles on every relevant event; a snapshot whose
+// content did not change must not reach the gateways as a new version.
+func TestUnchangedContentIsNotPublished(t *testing.T) {
+	srv := newServer(t, "m0", &MemoryStore{})
+	v1 := publish(t, srv, snapshotWith(1, 2))
+	again := snapshotWith(1, 2)
+	again.Version = 99 // a version in the input is not content
+	v, changed, err := srv.Publish(again)
+	if err != nil || changed || v != v1 {
+		t.Fatalf("identical content: version %d changed %v err %v; want %d, unchanged", v, changed, err, v1)
+	}
+	if v2 := publish(t, srv, snapshotWith(1, 3)); v2 <= v1 {
+		t.Fatalf("new content got version %d, not above %d", v2, v1)
 	}
 }

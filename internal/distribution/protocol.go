@@ -40,6 +40,9 @@ const ReplicaHeader = "X-Resilience-Gateway-Replica"
 
 // ServerFrame is one frame from the manager to a gateway.
 type ServerFrame struct {
+	// Version stamps Snapshot. The snapshot's own version field is left 0, so its encoding depends on
+	// its content alone and the manager can tell an unchanged snapshot by its bytes.
+	Version uint64 `json:"version,omitempty"`
 	// Snapshot is the full snapshot, as JSON, so the gateway decodes and validates it strictly itself.
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
 }

@@ -16,6 +16,7 @@ limitations under the License.
 package distribution
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,6 +77,7 @@ type Server struct {
 
 type published struct {
 	version  uint64
+	body     []byte // the encoded snapshot, version 0: its content alone
 	frame    []byte // the encoded ServerFrame, newline-terminated
 	policies map[string]int64
 }
@@ -257,26 +259,31 @@ func changedKeys(old, cur map[string]GatewayState) []string {
 	return keys
 }
 
-// Publish makes snap the current snapshot and pushes it to every connected gateway. It stamps the
-// version: higher than every earlier one, and close to wall-clock milliseconds so versions from
-// different manager replicas compare sensibly.
-func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
+// Publish makes snap the current snapshot and pushes it to every connected gateway, unless its
+// content equals the current one: then it returns the current version and changed false. It encodes
+// the snapshot once, and stamps the version in the frame: higher than every earlier one, and close to
+// wall-clock milliseconds so versions from different manager replicas compare sensibly.
+func (s *Server) Publish(snap *compile.Snapshot) (version uint64, changed bool, err error) {
+	content := *snap
+	content.Version = 0
+	body, err := json.Marshal(&content)
+	if err != nil {
+		return 0, false, fmt.Errorf("encode snapshot: %w", err)
+	}
 	s.mu.Lock()
-	version := uint64(time.Now().UnixMilli())
+	if s.current != nil && bytes.Equal(body, s.current.body) {
+		defer s.mu.Unlock()
+		return s.current.version, false, nil
+	}
+	version = uint64(time.Now().UnixMilli())
 	if s.current != nil && version <= s.current.version {
 		version = s.current.version + 1
 	}
 	s.mu.Unlock()
 
-	stamped := *snap
-	stamped.Version = version
-	body, err := json.Marshal(&stamped)
+	frame, err := json.Marshal(ServerFrame{Version: version, Snapshot: body})
 	if err != nil {
-		return 0, fmt.Errorf("encode snapshot: %w", err)
-	}
-	frame, err := json.Marshal(ServerFrame{Snapshot: body})
-	if err != nil {
-		return 0, fmt.Errorf("encode frame: %w", err)
+		return 0, false, fmt.Errorf("encode frame: %w", err)
 	}
 	policies := make(map[string]int64, len(snap.Policies))
 	for _, p := range snap.Policies {
@@ -286,7 +293,7 @@ func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
 	metricVersion.Set(float64(version))
 	metricBytes.Set(float64(len(body)))
 	s.mu.Lock()
-	s.current = &published{version: version, frame: append(frame, '\n'), policies: policies}
+	s.current = &published{version: version, body: body, frame: append(frame, '\n'), policies: policies}
 	s.history[version] = policies
 	s.order = append(s.order, version)
 	if len(s.order) > historyLen {
@@ -300,7 +307,7 @@ func (s *Server) Publish(snap *compile.Snapshot) (uint64, error) {
 		}
 	}
 	s.mu.Unlock()
-	return version, nil
+	return version, true, nil
 }
 
 // Current returns the version of the current snapshot (0 before the first).
