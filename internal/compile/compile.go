@@ -243,7 +243,7 @@ func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []
 		}
 		handMade := s.Labels[discoveryv1.LabelManagedBy] != endpointSliceController
 		for _, e := range s.Endpoints {
-			if !ready(e) {
+			if !ready(e) || foreignTarget(e, s.Namespace) {
 				continue
 			}
 			for _, addr := range e.Addresses {
@@ -276,6 +276,13 @@ func slicePort(s *discoveryv1.EndpointSlice, sp corev1.ServicePort) (int32, bool
 }
 
 // ready follows the EndpointSlice API: a nil ready condition means ready; terminating endpoints are not.
+// foreignTarget reports an endpoint that names, as its target, an object in another namespace: a
+// Service's endpoints are its own namespace's pods, so such an endpoint is a hand-made attempt to send
+// one namespace's traffic into another's pods, and is not followed.
+func foreignTarget(e discoveryv1.Endpoint, ns string) bool {
+	return e.TargetRef != nil && e.TargetRef.Namespace != "" && e.TargetRef.Namespace != ns
+}
+
 func ready(e discoveryv1.Endpoint) bool {
 	if e.Conditions.Terminating != nil && *e.Conditions.Terminating {
 		return false

@@ -275,3 +275,27 @@ func FuzzDecode(f *testing.F) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// An endpoint whose targetRef names a pod of another namespace is not followed, whoever made the
+// slice: a Service routes only to its own namespace's pods.
+func TestForeignNamespaceEndpointsAreLeftOut(t *testing.T) {
+	in := readInput(t, "testdata/shop.in.yaml")
+	eps := in.EndpointSlices[0].Endpoints // checkout: 10.0.0.2 and 10.0.0.1 ready
+	eps[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "payments-team", Name: "vault-0"}
+	eps[1].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "checkout-1"}
+	snap, err := Compile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range snap.Services {
+		if s.Name == "checkout" {
+			for _, e := range s.Ports[0].Endpoints {
+				got = append(got, e.Address)
+			}
+		}
+	}
+	if len(got) != 1 || got[0] != "10.0.0.1" {
+		t.Errorf("checkout endpoints = %v, want only 10.0.0.1 (10.0.0.2 names a pod of another namespace)", got)
+	}
+}
