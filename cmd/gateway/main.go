@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ type config struct {
 	replica, clusterDomain              string
 	handMade, localDev, passThrough     bool
 	staleBytes                          int64
+	drainDelay                          time.Duration
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	flag.BoolVar(&c.localDev, "local-dev", false, "local development: hand-made EndpointSlices, and FQDN endpoints under .localhost dial loopback")
 	flag.BoolVar(&c.passThrough, "allow-pass-through", false, "forward requests to in-cluster Services without a policy instead of refusing them")
 	flag.Int64Var(&c.staleBytes, "stale-cache-bytes", 64<<20, "memory bound of the stale responses kept for serveStale")
+	flag.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, so load balancers that poll it stop sending first (in Kubernetes the preStop hook does this)")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -121,7 +124,12 @@ func run(c config, log *slog.Logger) error {
 
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	var draining atomic.Bool
 	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		// Ready once it holds a configuration; it stays ready when the manager is unreachable.
 		if !gw.Ready() {
 			http.Error(w, "no snapshot from the manager yet", http.StatusServiceUnavailable)
@@ -152,6 +160,14 @@ func run(c config, log *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		// Stop being ready first and keep serving: the endpoints controller removes this pod from
+		// the Service only after a failed probe, and requests routed here meanwhile must be answered.
+		draining.Store(true)
+		log.Info("draining", "delay", c.drainDelay.String())
+		select {
+		case <-time.After(c.drainDelay):
+		case runErr = <-errs:
+		}
 	case runErr = <-errs:
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -59,6 +59,8 @@ import (
 type config struct {
 	metricsAddr, probeAddr, streamAddr string
 	leaderElect                        bool
+	leaseDuration, renewDeadline       time.Duration
+	retryPeriod                        time.Duration
 	gatewaySA                          string // namespace/name
 	caSecret                           string // namespace/name
 	certHosts                          string
@@ -72,6 +74,9 @@ func main() {
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
 	flag.StringVar(&c.streamAddr, "distribution-bind-address", ":9443", "address the gateways' snapshot stream (TLS) binds to")
 	flag.BoolVar(&c.leaderElect, "leader-elect", false, "elect a leader, so that only one manager replica writes status")
+	flag.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby replica waits before taking over from a leader that stopped renewing")
+	flag.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives up leadership")
+	flag.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to acquire or renew the lease")
 	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-system/resilience-gateway", "namespace/name of the ServiceAccount gateways authenticate as")
 	flag.StringVar(&c.caSecret, "ca-secret", "resilience-system/resilience-distribution-ca", "namespace/name of the Secret holding the stream's CA (created when absent)")
 	flag.StringVar(&c.certHosts, "distribution-hosts", "resilience-manager.resilience-system.svc,resilience-manager.resilience-system.svc.cluster.local,localhost,127.0.0.1", "comma-separated names and IPs in the stream's serving certificate")
@@ -111,10 +116,15 @@ func run(c config) error {
 			Namespaces: map[string]cache.Config{caNS: {}},
 			Label:      labels.SelectorFromSet(labels.Set{distribution.StateLabel: "true"}),
 		}}},
-		Metrics:                       metricsserver.Options{BindAddress: c.metricsAddr},
-		HealthProbeBindAddress:        c.probeAddr,
-		LeaderElection:                c.leaderElect,
-		LeaderElectionID:              "resilience-operator.resilience.dev",
+		Metrics:                metricsserver.Options{BindAddress: c.metricsAddr},
+		HealthProbeBindAddress: c.probeAddr,
+		LeaderElection:         c.leaderElect,
+		LeaderElectionID:       "resilience-operator.resilience.dev",
+		// The lease lives beside the CA Secret, in the operator's own namespace, in a cluster or not.
+		LeaderElectionNamespace:       caNS,
+		LeaseDuration:                 &c.leaseDuration,
+		RenewDeadline:                 &c.renewDeadline,
+		RetryPeriod:                   &c.retryPeriod,
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
