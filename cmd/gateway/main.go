@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"resilience.dev/operator/internal/compile"
@@ -47,6 +48,7 @@ type config struct {
 	handMade, localDev, passThrough     bool
 	staleBytes                          int64
 	drainDelay                          time.Duration
+	readHeaderTimeout                   time.Duration
 }
 
 func main() {
@@ -65,6 +67,7 @@ func main() {
 	flag.BoolVar(&c.passThrough, "allow-pass-through", false, "forward requests to in-cluster Services without a policy instead of refusing them")
 	flag.Int64Var(&c.staleBytes, "stale-cache-bytes", 64<<20, "memory bound of the stale responses kept for serveStale")
 	flag.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, so load balancers that poll it stop sending first (in Kubernetes the preStop hook does this)")
+	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -137,11 +140,14 @@ func run(c config, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok: snapshot version %d\n", gw.Version())
 	})
+	gw.Registry().MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", promhttp.HandlerFor(gw.Registry(), promhttp.HandlerOpts{}))
 
+	traffic := gw.HTTPServer(c.listen)
+	traffic.ReadHeaderTimeout = c.readHeaderTimeout
 	servers := []*http.Server{
-		gw.HTTPServer(c.listen),
+		traffic,
 		{Addr: c.healthListen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
 		{Addr: c.metricsListen, Handler: metrics, ReadHeaderTimeout: 5 * time.Second},
 	}

@@ -35,7 +35,8 @@ type ControlPlane struct {
 	// Root is the repository root the CRDs were read from.
 	Root string
 
-	env *envtest.Environment
+	env     *envtest.Environment
+	certDir string
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS when set, else from the repository's
@@ -52,20 +53,39 @@ func Start() (*ControlPlane, error) {
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		return nil, fmt.Errorf("no kube-apiserver in %s: run `make setup-envtest` first: %w", assets, err)
 	}
+	// A certificate directory of our own survives an API server restart (envtest would make a new
+	// one, with new serving and ServiceAccount-signing keys), so clients and tokens stay valid.
+	certDir, err := os.MkdirTemp("", "resilience-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("start local control plane: %w", err)
 	}
-	return &ControlPlane{Config: cfg, Root: root, env: env}, nil
+	return &ControlPlane{Config: cfg, Root: root, env: env, certDir: certDir}, nil
 }
 
 // Stop stops kube-apiserver and etcd and removes their data.
-func (c *ControlPlane) Stop() error { return c.env.Stop() }
+func (c *ControlPlane) Stop() error {
+	err := c.env.Stop()
+	_ = os.RemoveAll(c.certDir)
+	return err
+}
+
+// StopAPIServer stops kube-apiserver alone (etcd keeps the data), as an outage of the API would.
+func (c *ControlPlane) StopAPIServer() error { return c.env.ControlPlane.APIServer.Stop() }
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the same address and with the
+// same keys, and returns once it is healthy.
+func (c *ControlPlane) StartAPIServer() error { return c.env.ControlPlane.APIServer.Start() }
 
 // AddUser creates a user with the given groups and returns its config (for kubeconfig files, say).
 func (c *ControlPlane) AddUser(name string, groups ...string) (*rest.Config, error) {

@@ -82,8 +82,9 @@ type Stack struct {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	binary string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Start starts the control plane and writes the kubeconfig, the gateway identity and its token. It
@@ -121,9 +122,19 @@ func Start(opts Options, cp *controlplane.ControlPlane) (*Stack, error) {
 
 // StartManager starts the manager binary and waits until it has written the stream's CA.
 func (s *Stack) StartManager(ctx context.Context, extraArgs ...string) error {
-	args := append([]string{"--metrics-bind-address=" + s.opts.ManagerMetrics, "--health-probe-bind-address=" + s.opts.ManagerHealth,
-		"--distribution-bind-address=" + s.opts.ManagerStream, "--write-ca-file=" + s.caPath}, extraArgs...)
-	if err := s.start("manager", true, args...); err != nil {
+	return s.StartManagerAs(ctx, "manager", ManagerAddrs{Metrics: s.opts.ManagerMetrics, Health: s.opts.ManagerHealth,
+		Stream: s.opts.ManagerStream}, extraArgs...)
+}
+
+// ManagerAddrs are the addresses of one manager replica.
+type ManagerAddrs struct{ Metrics, Health, Stream string }
+
+// StartManagerAs starts one more manager replica, named name (its process name and --replica), and
+// waits until the stream's CA has been written.
+func (s *Stack) StartManagerAs(ctx context.Context, name string, a ManagerAddrs, extraArgs ...string) error {
+	args := append([]string{"--metrics-bind-address=" + a.Metrics, "--health-probe-bind-address=" + a.Health,
+		"--distribution-bind-address=" + a.Stream, "--write-ca-file=" + s.caPath, "--replica=" + name}, extraArgs...)
+	if err := s.start(name, "manager", true, args...); err != nil {
 		return err
 	}
 	return waitFile(ctx, s.caPath, 60*time.Second)
@@ -131,10 +142,28 @@ func (s *Stack) StartManager(ctx context.Context, extraArgs ...string) error {
 
 // StartGateway starts the gateway binary in local-development mode.
 func (s *Stack) StartGateway(extraArgs ...string) error {
-	args := append([]string{"--listen=" + s.opts.GatewayListen, "--health-listen=" + s.opts.GatewayHealth,
-		"--metrics-listen=" + s.opts.GatewayMetrics, "--manager-url=https://" + s.opts.ManagerStream,
-		"--manager-ca-file=" + s.caPath, "--token-file=" + s.tokenPath, "--replica=local-gateway", "--local-dev"}, extraArgs...)
-	return s.start("gateway", false, args...)
+	return s.StartGatewayAs("gateway", GatewayAddrs{Listen: s.opts.GatewayListen, Health: s.opts.GatewayHealth,
+		Metrics: s.opts.GatewayMetrics}, append([]string{"--replica=local-gateway"}, extraArgs...)...)
+}
+
+// GatewayAddrs are the addresses of one gateway replica.
+type GatewayAddrs struct{ Listen, Health, Metrics string }
+
+// StartGatewayAs starts one more gateway replica, named name (its process name and --replica), in
+// local-development mode, connected to the manager of Options; extraArgs may override any flag.
+func (s *Stack) StartGatewayAs(name string, a GatewayAddrs, extraArgs ...string) error {
+	args := append([]string{"--listen=" + a.Listen, "--health-listen=" + a.Health,
+		"--metrics-listen=" + a.Metrics, "--manager-url=https://" + s.opts.ManagerStream,
+		"--manager-ca-file=" + s.caPath, "--token-file=" + s.tokenPath, "--replica=" + name, "--local-dev"}, extraArgs...)
+	return s.start(name, "gateway", false, args...)
+}
+
+// Pid is the process ID of a running process, or 0.
+func (s *Stack) Pid(name string) int {
+	if p := s.procs[name]; p != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
 }
 
 // Stop stops one process ("manager" or "gateway"): SIGTERM, then SIGKILL after 10 s.
@@ -169,10 +198,15 @@ func (s *Stack) Kill(name string) {
 	<-p.done
 }
 
-// Close stops the gateway, then the manager. It leaves the control plane to its owner.
+// Close stops the gateways, then the managers. It leaves the control plane to its owner.
 func (s *Stack) Close() {
-	s.Stop("gateway")
-	s.Stop("manager")
+	for _, binary := range []string{"gateway", "manager"} {
+		for name, p := range s.procs {
+			if p.binary == binary {
+				s.Stop(name)
+			}
+		}
+	}
 }
 
 // RefreshToken mints a gateway token with the stream's audience, as a projected volume does.
@@ -203,11 +237,11 @@ func (s *Stack) gatewayIdentity(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) start(name string, kubeconfig bool, args ...string) error {
+func (s *Stack) start(name, binary string, kubeconfig bool, args ...string) error {
 	if _, running := s.procs[name]; running {
 		return fmt.Errorf("%s is already running", name)
 	}
-	cmd := exec.Command(filepath.Join(s.opts.BinDir, name), args...)
+	cmd := exec.Command(filepath.Join(s.opts.BinDir, binary), args...)
 	cmd.Env = os.Environ()
 	if kubeconfig {
 		cmd.Env = append(cmd.Env, "KUBECONFIG="+s.KubeconfigPath)
@@ -216,7 +250,7 @@ func (s *Stack) start(name string, kubeconfig bool, args ...string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
+	p := &proc{binary: binary, cmd: cmd, done: make(chan struct{})}
 	s.procs[name] = p
 	go func() {
 		err := cmd.Wait()
