@@ -68,9 +68,19 @@ func main() {
 	flag.Int64Var(&c.staleBytes, "stale-cache-bytes", 64<<20, "memory bound of the stale responses kept for serveStale")
 	flag.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, so load balancers that poll it stop sending first (in Kubernetes the preStop hook does this)")
 	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
+	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
+	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	gcFlags := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { gcFlags[f.Name] = true })
+	memLimit, err := gateway.ParseMemoryLimit(*memoryLimit)
+	if err != nil {
+		log.Error("bad flag", "error", err.Error())
+		os.Exit(2)
+	}
+	log.Info("garbage collector", "settings", gateway.ApplyGC(gateway.GCSettings{Percent: *gcPercent, MemoryLimit: memLimit}, gcFlags["gc-percent"], gcFlags["memory-limit"]))
 	if err := run(c, log); err != nil {
 		log.Error("gateway stopped", "error", err.Error())
 		os.Exit(1)
@@ -104,16 +114,15 @@ func run(c config, log *slog.Logger) error {
 		return err
 	}
 	defer gw.Close()
-	client.Apply = func(version uint64, data []byte) error {
-		snap, err := compile.Decode(data)
-		if err != nil {
+	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
+	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
+	client.ApplySnapshot = func(version uint64, snap *compile.Encoded) error {
+		start := time.Now()
+		if err := gw.ApplyEncoded(snap); err != nil {
 			return err
 		}
-		snap.Version = version
-		if err := gw.Apply(snap); err != nil {
-			return err
-		}
-		log.Info("applied snapshot", "version", version, "services", len(snap.Services), "policies", len(snap.Policies))
+		log.Info("applied snapshot", "version", version, "services", len(snap.Services), "policies", len(snap.Policies),
+			"took", time.Since(start).String())
 		return nil
 	}
 	client.Resync = func() []distribution.BreakerChange {
@@ -160,7 +169,12 @@ func run(c config, log *slog.Logger) error {
 		}()
 	}
 	go gw.Run(ctx)
-	go func() { errs <- client.Run(ctx) }()
+	go func() {
+		// The client returns when ctx ends; only an earlier return is an error worth stopping for.
+		if err := client.Run(ctx); err != nil {
+			errs <- err
+		}
+	}()
 	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev)
 
 	var runErr error

@@ -20,7 +20,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -76,6 +79,46 @@ type portKey = policy.PortKey
 // which policy governs each port, so status and enforcement never disagree. Policies that fail
 // validation are left out, as their Accepted=False status says.
 func Compile(in Input) (*Snapshot, error) {
+	e, err := compile(in, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.Snapshot, nil
+}
+
+// Compiler compiles one snapshot after another (the manager's snapshot builder). It gives the same
+// snapshot as Compile, and keeps each Service's compiled and encoded form: a Service whose inputs are
+// unchanged since the last compile (the Service and its EndpointSlices at the same resourceVersion,
+// the same policies at the same generation governing its ports, the same number of gateway replicas)
+// is taken as it was, neither compiled, validated nor encoded again. Objects without a
+// resourceVersion (or policies without a UID and generation) are compiled every time. Not safe for
+// concurrent use.
+type Compiler struct {
+	cache map[serviceKey]*compiledService
+}
+
+type compiledService struct {
+	inputs string
+	svc    Service
+	enc    string
+}
+
+// Compile compiles in and encodes each Service (reusing what it can, see Compiler).
+func (c *Compiler) Compile(in Input) (*Encoded, error) {
+	if c.cache == nil {
+		c.cache = map[serviceKey]*compiledService{}
+	}
+	return compile(in, c)
+}
+
+// portWinners are the policies governing one port, one per kind at most.
+type portWinners struct {
+	rl *v1alpha1.RateLimit
+	cb *v1alpha1.CircuitBreaker
+	rp *v1alpha1.RetryPolicy
+}
+
+func compile(in Input, c *Compiler) (*Encoded, error) {
 	replicas := max(in.GatewayReplicas, 1)
 	services := map[string]map[string]*corev1.Service{} // namespace -> name -> Service
 	for i := range in.Services {
@@ -86,14 +129,14 @@ func Compile(in Input) (*Snapshot, error) {
 		services[s.Namespace][s.Name] = s
 	}
 
-	ports := map[string]map[portKey]*Port{} // namespace -> port -> compiled policies
+	ports := map[string]map[portKey]*portWinners{} // namespace -> port -> governing policies
 	var refs []PolicyRef
-	portFor := func(ns string, k portKey) *Port {
+	portFor := func(ns string, k portKey) *portWinners {
 		if ports[ns] == nil {
-			ports[ns] = map[portKey]*Port{}
+			ports[ns] = map[portKey]*portWinners{}
 		}
 		if ports[ns][k] == nil {
-			ports[ns][k] = &Port{}
+			ports[ns][k] = &portWinners{}
 		}
 		return ports[ns][k]
 	}
@@ -101,25 +144,21 @@ func Compile(in Input) (*Snapshot, error) {
 	rls := byNamespace(in.RateLimits, func(p *v1alpha1.RateLimit) bool { return len(policy.ValidateRateLimit(&p.Spec)) == 0 })
 	for ns, list := range rls {
 		for k, p := range winners("RateLimit", list, services[ns]) {
-			rl, err := compileRateLimit(p, k, replicas)
-			if err != nil {
-				return nil, fmt.Errorf("compile RateLimit %s/%s: %w", ns, p.Name, err)
-			}
-			portFor(ns, k).RateLimit = rl
+			portFor(ns, k).rl = p
 		}
 		refs = appendRefs(refs, "RateLimit", list)
 	}
 	cbs := byNamespace(in.CircuitBreakers, func(p *v1alpha1.CircuitBreaker) bool { return len(policy.ValidateCircuitBreaker(&p.Spec)) == 0 })
 	for ns, list := range cbs {
 		for k, p := range winners("CircuitBreaker", list, services[ns]) {
-			portFor(ns, k).CircuitBreaker = compileCircuitBreaker(p, k)
+			portFor(ns, k).cb = p
 		}
 		refs = appendRefs(refs, "CircuitBreaker", list)
 	}
 	rps := byNamespace(in.RetryPolicies, func(p *v1alpha1.RetryPolicy) bool { return len(policy.ValidateRetryPolicy(&p.Spec)) == 0 })
 	for ns, list := range rps {
 		for k, p := range winners("RetryPolicy", list, services[ns]) {
-			portFor(ns, k).Retry = compileRetry(p, k)
+			portFor(ns, k).rp = p
 		}
 		refs = appendRefs(refs, "RetryPolicy", list)
 	}
@@ -133,6 +172,19 @@ func Compile(in Input) (*Snapshot, error) {
 	}
 
 	snap := &Snapshot{Services: []Service{}, Policies: []PolicyRef{}}
+	var encodings []string
+	var fresh []bool // per Service: compiled now, not taken from the cache
+	var cache map[serviceKey]*compiledService
+	if c != nil {
+		cache = make(map[serviceKey]*compiledService, len(c.cache))
+	}
+	type managedService struct {
+		key serviceKey
+		svc Service
+		enc string
+		hit bool
+	}
+	var out []managedService
 	for ns, byPort := range ports {
 		managed := map[string]bool{}
 		for k := range byPort {
@@ -140,28 +192,118 @@ func Compile(in Input) (*Snapshot, error) {
 		}
 		for name := range managed {
 			svc := services[ns][name]
-			out := Service{Namespace: ns, Name: name}
+			key := serviceKey{ns, name}
+			var inputs string
+			if c != nil {
+				inputs = inputsOf(svc, slices[ns+"/"+name], byPort, replicas)
+				if prev := c.cache[key]; prev != nil && inputs != "" && prev.inputs == inputs {
+					cache[key] = prev
+					out = append(out, managedService{key: key, svc: prev.svc, enc: prev.enc, hit: true})
+					continue
+				}
+			}
+			svcOut := Service{Namespace: ns, Name: name}
 			for _, sp := range svc.Spec.Ports {
 				p := Port{Name: sp.Name, Port: sp.Port}
-				if compiled := byPort[portKey{Service: name, Port: sp.Port}]; compiled != nil {
-					p.RateLimit, p.CircuitBreaker, p.Retry = compiled.RateLimit, compiled.CircuitBreaker, compiled.Retry
+				if w := byPort[portKey{Service: name, Port: sp.Port}]; w != nil {
+					k := portKey{Service: name, Port: sp.Port}
+					if w.rl != nil {
+						rl, err := compileRateLimit(w.rl, k, replicas)
+						if err != nil {
+							return nil, fmt.Errorf("compile RateLimit %s/%s: %w", ns, w.rl.Name, err)
+						}
+						p.RateLimit = rl
+					}
+					if w.cb != nil {
+						p.CircuitBreaker = compileCircuitBreaker(w.cb, k)
+					}
+					if w.rp != nil {
+						p.Retry = compileRetry(w.rp, k)
+					}
 				}
 				p.Endpoints = endpointsFor(sp, slices[ns+"/"+name])
-				out.Ports = append(out.Ports, p)
+				svcOut.Ports = append(svcOut.Ports, p)
 			}
-			sort.Slice(out.Ports, func(i, j int) bool { return out.Ports[i].Port < out.Ports[j].Port })
-			snap.Services = append(snap.Services, out)
+			sort.Slice(svcOut.Ports, func(i, j int) bool { return svcOut.Ports[i].Port < svcOut.Ports[j].Port })
+			ms := managedService{key: key, svc: svcOut}
+			if c != nil {
+				b, err := json.Marshal(&svcOut)
+				if err != nil {
+					return nil, fmt.Errorf("encode service %s/%s: %w", ns, name, err)
+				}
+				ms.enc = string(b)
+				if inputs != "" {
+					cache[key] = &compiledService{inputs: inputs, svc: svcOut, enc: ms.enc}
+				}
+			}
+			out = append(out, ms)
 		}
 	}
-	sort.Slice(snap.Services, func(i, j int) bool {
-		a, b := snap.Services[i], snap.Services[j]
-		return a.Namespace < b.Namespace || (a.Namespace == b.Namespace && a.Name < b.Name)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].key, out[j].key
+		return a.namespace < b.namespace || (a.namespace == b.namespace && a.name < b.name)
 	})
+	for _, ms := range out {
+		snap.Services = append(snap.Services, ms.svc)
+		encodings = append(encodings, ms.enc)
+		fresh = append(fresh, !ms.hit)
+	}
 	snap.Policies = inForce(snap, refs)
-	if err := snap.Validate(); err != nil {
+	// Services taken from the cache were validated when they were compiled.
+	if err := snap.ValidateServices(func(i int) bool { return fresh[i] }); err != nil {
 		return nil, fmt.Errorf("compiled snapshot is invalid: %w", err)
 	}
-	return snap, nil
+	if c != nil {
+		c.cache = cache
+	}
+	if encodings == nil {
+		encodings = []string{}
+	}
+	return &Encoded{Snapshot: snap, Encodings: encodings}, nil
+}
+
+// inputsOf names everything the compiled form of one Service depends on, or returns "" when some
+// input cannot be named (an object without a resourceVersion, a policy without UID or generation).
+func inputsOf(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, byPort map[portKey]*portWinners, replicas int) string {
+	if svc.ResourceVersion == "" || svc.UID == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(string(svc.UID))
+	b.WriteByte('@')
+	b.WriteString(svc.ResourceVersion)
+	b.WriteString("|r")
+	b.WriteString(strconv.Itoa(replicas))
+	ids := make([]string, 0, len(slices))
+	for _, s := range slices {
+		if s.ResourceVersion == "" || s.UID == "" {
+			return ""
+		}
+		ids = append(ids, string(s.UID)+"@"+s.ResourceVersion)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b.WriteString("|s")
+		b.WriteString(id)
+	}
+	for _, sp := range svc.Spec.Ports {
+		w := byPort[portKey{Service: svc.Name, Port: sp.Port}]
+		if w == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "|p%d", sp.Port)
+		for _, p := range []v1alpha1.Policy{w.rl, w.cb, w.rp} {
+			if reflect.ValueOf(p).IsNil() {
+				b.WriteString(",-")
+				continue
+			}
+			if p.GetUID() == "" || p.GetGeneration() == 0 {
+				return ""
+			}
+			fmt.Fprintf(&b, ",%s@%d", p.GetUID(), p.GetGeneration())
+		}
+	}
+	return b.String()
 }
 
 // byNamespace groups the valid, live policies of one kind by namespace.
@@ -223,13 +365,21 @@ func inForce(snap *Snapshot, refs []PolicyRef) []PolicyRef {
 			}
 		}
 	}
-	out := []PolicyRef{}
+	type keyed struct {
+		key string
+		ref PolicyRef
+	}
+	kept := make([]keyed, 0, len(used))
 	for _, r := range refs {
-		if used[r.Key()] {
-			out = append(out, r)
+		if k := r.Key(); used[k] {
+			kept = append(kept, keyed{k, r})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
+	out := make([]PolicyRef, len(kept))
+	for i, k := range kept {
+		out[i] = k.ref
+	}
 	return out
 }
 

@@ -82,7 +82,7 @@ func TestGolden(t *testing.T) {
 }
 
 // readInput decodes a multi-document YAML file strictly into compiler input.
-func readInput(t *testing.T, path string) Input {
+func readInput(t testing.TB, path string) Input {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

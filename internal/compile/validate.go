@@ -16,11 +16,10 @@ limitations under the License.
 package compile
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,52 +29,76 @@ import (
 // Validate checks that a snapshot can be enforced as it is. A gateway runs it on every snapshot it
 // receives and keeps its last good one when it fails, so a bad snapshot never reaches the data plane.
 func (s *Snapshot) Validate() error {
+	return s.ValidateServices(nil)
+}
+
+// ValidateServices is Validate checking the content of only the Services for which check returns true
+// (all when check is nil); the rules across Services (each listed once) always cover them all. A
+// consumer that already validated a Service of identical content (its encoding is the same) skips it.
+func (s *Snapshot) ValidateServices(check func(i int) bool) error {
 	if s == nil {
 		return errors.New("snapshot is nil")
 	}
 	var errs []error
-	seen := map[string]bool{}
-	for i, svc := range s.Services {
-		where := fmt.Sprintf("services[%d] (%s/%s)", i, svc.Namespace, svc.Name)
-		if svc.Namespace == "" || svc.Name == "" {
-			errs = append(errs, fmt.Errorf("%s: namespace and name are required", where))
+	seen := make(map[serviceKey]bool, len(s.Services))
+	for i := range s.Services {
+		svc := &s.Services[i]
+		k := serviceKey{svc.Namespace, svc.Name}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("%s: listed twice", serviceWhere(i, svc)))
 		}
-		if seen[svc.Namespace+"/"+svc.Name] {
-			errs = append(errs, fmt.Errorf("%s: listed twice", where))
-		}
-		seen[svc.Namespace+"/"+svc.Name] = true
-		if len(svc.Ports) == 0 {
-			errs = append(errs, fmt.Errorf("%s: no ports", where))
-		}
-		ports := map[int32]bool{}
-		for j, p := range svc.Ports {
-			pw := fmt.Sprintf("%s.ports[%d]", where, j)
-			if p.Port < 1 || p.Port > 65535 || ports[p.Port] {
-				errs = append(errs, fmt.Errorf("%s: port %d is out of range or listed twice", pw, p.Port))
-			}
-			ports[p.Port] = true
-			for k, e := range p.Endpoints {
-				if err := e.validate(); err != nil {
-					errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", pw, k, err))
-				}
-			}
-			if p.RateLimit != nil {
-				errs = appendPrefixed(errs, pw+".rateLimit", p.RateLimit.validate())
-			}
-			if p.CircuitBreaker != nil {
-				errs = appendPrefixed(errs, pw+".circuitBreaker", p.CircuitBreaker.validate())
-			}
-			if p.Retry != nil {
-				errs = appendPrefixed(errs, pw+".retry", p.Retry.validate())
-			}
+		seen[k] = true
+		if check == nil || check(i) {
+			errs = append(errs, validateService(i, svc)...)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func appendPrefixed(errs []error, prefix string, more []error) []error {
+type serviceKey struct{ namespace, name string }
+
+func serviceWhere(i int, svc *Service) string {
+	return fmt.Sprintf("services[%d] (%s/%s)", i, svc.Namespace, svc.Name)
+}
+
+// validateService checks one Service's content; the error strings are made only for errors.
+func validateService(i int, svc *Service) []error {
+	var errs []error
+	if svc.Namespace == "" || svc.Name == "" {
+		errs = append(errs, fmt.Errorf("%s: namespace and name are required", serviceWhere(i, svc)))
+	}
+	if len(svc.Ports) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no ports", serviceWhere(i, svc)))
+	}
+	var ports [4]int32 // most Services have few ports: no map
+	seen := ports[:0]
+	for j, p := range svc.Ports {
+		pw := func() string { return fmt.Sprintf("%s.ports[%d]", serviceWhere(i, svc), j) }
+		if p.Port < 1 || p.Port > 65535 || slices.Contains(seen, p.Port) {
+			errs = append(errs, fmt.Errorf("%s: port %d is out of range or listed twice", pw(), p.Port))
+		}
+		seen = append(seen, p.Port)
+		for k, e := range p.Endpoints {
+			if err := e.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", pw(), k, err))
+			}
+		}
+		if p.RateLimit != nil {
+			errs = appendPrefixed(errs, pw, ".rateLimit", p.RateLimit.validate())
+		}
+		if p.CircuitBreaker != nil {
+			errs = appendPrefixed(errs, pw, ".circuitBreaker", p.CircuitBreaker.validate())
+		}
+		if p.Retry != nil {
+			errs = appendPrefixed(errs, pw, ".retry", p.Retry.validate())
+		}
+	}
+	return errs
+}
+
+func appendPrefixed(errs []error, where func() string, what string, more []error) []error {
 	for _, e := range more {
-		errs = append(errs, fmt.Errorf("%s: %w", prefix, e))
+		errs = append(errs, fmt.Errorf("%s%s: %w", where(), what, e))
 	}
 	return errs
 }
@@ -207,21 +230,4 @@ func (r *Retry) validate() []error {
 		errs = append(errs, errors.New("no state key"))
 	}
 	return errs
-}
-
-// Decode parses a snapshot from JSON strictly (unknown fields refused) and validates it.
-func Decode(data []byte) (*Snapshot, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var s Snapshot
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("decode snapshot: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode snapshot: trailing data")
-	}
-	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid snapshot version %d: %w", s.Version, err)
-	}
-	return &s, nil
 }

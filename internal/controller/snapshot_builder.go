@@ -18,6 +18,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,8 +36,9 @@ import (
 
 // Publisher receives each new snapshot (the distribution server).
 type Publisher interface {
-	// Publish sends a snapshot unless its content equals the current one (changed false).
-	Publish(*compile.Snapshot) (version uint64, changed bool, err error)
+	// PublishEncoded sends a snapshot unless its content equals the current one (changed false). It
+	// keeps the snapshot, which the builder never modifies.
+	PublishEncoded(*compile.Encoded) (version uint64, changed bool, err error)
 	Replicas() int
 }
 
@@ -46,10 +48,14 @@ type Publisher interface {
 type SnapshotBuilder struct {
 	Cache     cache.Cache
 	Publisher Publisher
-	// Debounce coalesces a burst of changes (a kubectl apply of many objects) into one compile.
+	// Debounce is the least time between the end of one build and the start of the next, so a burst
+	// of changes (a kubectl apply of many objects) coalesces into few compiles. A change after a quiet
+	// spell is built at once.
 	Debounce time.Duration
 
-	trigger chan struct{}
+	trigger  chan struct{}
+	pending  atomic.Int64 // unix ns of the first trigger not yet built, 0 when none
+	compiler compile.Compiler
 }
 
 // NeedLeaderElection reports false: every replica builds snapshots.
@@ -57,6 +63,7 @@ func (b *SnapshotBuilder) NeedLeaderElection() bool { return false }
 
 // Trigger asks for a rebuild (e.g. when the number of gateway replicas changes, for Split limits).
 func (b *SnapshotBuilder) Trigger() {
+	b.pending.CompareAndSwap(0, time.Now().UnixNano())
 	select {
 	case b.trigger <- struct{}{}:
 	default:
@@ -109,16 +116,19 @@ func (b *SnapshotBuilder) Start(ctx context.Context) error {
 		return nil
 	}
 	b.Trigger()
+	var lastBuild time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-b.trigger:
 		}
-		select { // let a burst of events settle
-		case <-ctx.Done():
-			return nil
-		case <-time.After(b.Debounce):
+		if wait := b.Debounce - time.Since(lastBuild); wait > 0 { // a burst: let it settle
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
 		select { // drain the trigger that arrived while we waited
 		case <-b.trigger:
@@ -127,11 +137,16 @@ func (b *SnapshotBuilder) Start(ctx context.Context) error {
 		if err := b.build(ctx); err != nil {
 			log.Error(err, "compile snapshot; gateways keep the last one")
 		}
+		lastBuild = time.Now()
 	}
 }
 
 func (b *SnapshotBuilder) build(ctx context.Context) error {
 	start := time.Now()
+	triggered := start
+	if p := b.pending.Swap(0); p != 0 {
+		triggered = time.Unix(0, p)
+	}
 	var in compile.Input
 	var rls v1alpha1.RateLimitList
 	var cbs v1alpha1.CircuitBreakerList
@@ -139,22 +154,26 @@ func (b *SnapshotBuilder) build(ctx context.Context) error {
 	var svcs corev1.ServiceList
 	var slices discoveryv1.EndpointSliceList
 	for _, l := range []client.ObjectList{&rls, &cbs, &rps, &svcs, &slices} {
-		if err := b.Cache.List(ctx, l); err != nil {
+		// The compiler only reads its input: no deep copy of every object of the cache.
+		if err := b.Cache.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("list %T: %w", l, err)
 		}
 	}
 	in.RateLimits, in.CircuitBreakers, in.RetryPolicies = rls.Items, cbs.Items, rps.Items
 	in.Services, in.EndpointSlices = svcs.Items, slices.Items
 	in.GatewayReplicas = b.Publisher.Replicas()
-	snap, err := compile.Compile(in)
+	listed := time.Now()
+	snap, err := b.compiler.Compile(in)
 	if err != nil {
 		return err
 	}
-	version, changed, err := b.Publisher.Publish(snap)
+	compiled := time.Now()
+	version, changed, err := b.Publisher.PublishEncoded(snap)
 	if err != nil || !changed {
 		return err
 	}
 	logf.FromContext(ctx).V(1).Info("published snapshot", "version", version, "services", len(snap.Services),
-		"policies", len(snap.Policies), "took", time.Since(start).String())
+		"policies", len(snap.Policies), "took", time.Since(start).String(), "waited", start.Sub(triggered).String(),
+		"list", listed.Sub(start).String(), "compile", compiled.Sub(listed).String(), "publish", time.Since(compiled).String())
 	return nil
 }

@@ -34,6 +34,8 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/net/http2"
 
+	"resilience.dev/operator/internal/compile"
+
 	"resilience.dev/operator/internal/patterns/backoff"
 )
 
@@ -50,13 +52,21 @@ type Client struct {
 	// Replica names this gateway replica (its pod name).
 	Replica string
 	// Apply decodes, validates and enforces a snapshot as the given version, or returns an error (the
-	// gateway then keeps its last good snapshot and the error is reported in the ack).
+	// gateway then keeps its last good snapshot and the error is reported in the ack). Used when
+	// ApplySnapshot is nil: every version then comes whole.
 	Apply func(version uint64, snapshot []byte) error
+	// ApplySnapshot, when set, enforces a snapshot the client decoded and validated (compile.Decoder),
+	// with the encoding of each Service, or returns an error as Apply does. With it the client asks
+	// for deltas: after the first snapshot the manager sends only what changed, the client applies it
+	// to the snapshot it was sent last, and decodes and validates again only the Services that changed.
+	ApplySnapshot func(version uint64, snap *compile.Encoded) error
 	// Resync lists the breakers that are not closed, sent after each connect.
 	Resync func() []BreakerChange
 	Log    logr.Logger
 
 	once      sync.Once
+	decoder   compile.Decoder // the snapshot last sent (ApplySnapshot); used by one stream at a time
+	held      uint64          // its version
 	outbox    chan BreakerChange
 	dropped   atomic.Int64
 	connected atomic.Bool
@@ -147,6 +157,9 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set(ReplicaHeader, c.Replica)
 	req.Header.Set("Content-Type", "application/x-ndjson")
+	if c.ApplySnapshot != nil {
+		req.Header.Set(DeltaHeader, DeltaVersion)
+	}
 
 	frames := make(chan GatewayFrame, 16)
 	writerDone := make(chan struct{})
@@ -178,14 +191,10 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			return fmt.Errorf("decode frame: %w", err)
 		}
-		if len(f.Snapshot) == 0 {
+		if len(f.Snapshot) == 0 && len(f.Delta) == 0 {
 			continue // heartbeat
 		}
-		ack := &Ack{Version: f.Version}
-		if err := c.Apply(f.Version, f.Snapshot); err != nil {
-			ack.Error = err.Error()
-			c.Log.Error(err, "refused a snapshot; keeping the last good one", "version", f.Version)
-		}
+		ack := c.handle(&f)
 		select {
 		case frames <- GatewayFrame{Ack: ack}:
 		case <-ctx.Done():
@@ -196,6 +205,53 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 		return err
 	}
 	return errors.New("the manager closed the stream")
+}
+
+// handle applies one snapshot or delta frame and returns the ack.
+func (c *Client) handle(f *ServerFrame) *Ack {
+	ack := &Ack{Version: f.Version}
+	var err error
+	switch {
+	case c.ApplySnapshot == nil && len(f.Snapshot) > 0:
+		err = c.Apply(f.Version, f.Snapshot)
+	case c.ApplySnapshot == nil:
+		err = errors.New("a delta, which this gateway did not ask for")
+	case len(f.Snapshot) > 0:
+		var e *compile.Encoded
+		e, err = c.decoder.Decode(f.Snapshot)
+		if c.held = 0; c.decoder.Holds() {
+			c.held = f.Version
+		}
+		if err == nil {
+			e.Version = f.Version
+			err = c.ApplySnapshot(f.Version, e)
+		}
+	default:
+		var e *compile.Encoded
+		if !c.decoder.Holds() || c.held != f.Base {
+			c.decoder.Reset()
+			err = compile.ErrNoBase
+		} else {
+			e, err = c.decoder.DecodeDelta(f.Delta)
+		}
+		if !c.decoder.Holds() { // the delta did not fit: ask for the whole snapshot
+			c.held = 0
+			ack.NeedFull = true
+			ack.Error = err.Error()
+			c.Log.Info("cannot apply a delta; asking for the whole snapshot", "version", f.Version, "base", f.Base, "error", err.Error())
+			return ack
+		}
+		c.held = f.Version
+		if err == nil {
+			e.Version = f.Version
+			err = c.ApplySnapshot(f.Version, e)
+		}
+	}
+	if err != nil {
+		ack.Error = err.Error()
+		c.Log.Error(err, "refused a snapshot; keeping the last good one", "version", f.Version)
+	}
+	return ack
 }
 
 // writeFrames sends acks (from frames) and breaker changes (from the outbox) on the request body.

@@ -16,6 +16,7 @@ limitations under the License.
 package distribution
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -376,4 +377,129 @@ func TestUnchangedContentIsNotPublished(t *testing.T) {
 	if v2 := publish(t, srv, snapshotWith(1, 3)); v2 <= v1 {
 		t.Fatalf("new content got version %d, not above %d", v2, v1)
 	}
+}
+
+// deltaRecorder is a gateway stand-in that takes deltas: it records each snapshot it is given whole.
+type deltaRecorder struct {
+	mu      sync.Mutex
+	bodies  map[uint64][]byte
+	last    uint64
+	refuse  bool
+	onApply func() // run on the client's stream goroutine
+}
+
+func (r *deltaRecorder) apply(version uint64, e *compile.Encoded) error {
+	body, err := e.Body()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse {
+		return errors.New("refused for the test")
+	}
+	if r.bodies == nil {
+		r.bodies = map[uint64][]byte{}
+	}
+	r.bodies[version], r.last = body, version
+	if r.onApply != nil {
+		r.onApply()
+		r.onApply = nil
+	}
+	return nil
+}
+
+func (r *deltaRecorder) body(version uint64) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bodies[version]
+}
+
+// A gateway that takes deltas gets the whole snapshot at connect and only deltas after it, and
+// holds exactly what the manager published; one that lost the base of a delta asks for the whole
+// snapshot and gets it; a refused version is acked as refused, and the next delta builds on it.
+func TestDeltas(t *testing.T) {
+	srv := newServer(t, "m0", &MemoryStore{})
+	url, tlsCfg := startServer(t, srv)
+	twoServices := func(gen int64, eps int) *compile.Snapshot {
+		s := snapshotWith(gen, eps)
+		other := s.Services[0]
+		other.Name = "web"
+		s.Services = append(s.Services, other)
+		return s
+	}
+	want := func(s *compile.Snapshot) []byte {
+		c := *s
+		c.Version = 0
+		b, _ := json.Marshal(&c)
+		return b
+	}
+	s1 := twoServices(1, 1)
+	v1 := publish(t, srv, s1)
+	rec := &deltaRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &Client{URL: url, TLS: tlsCfg, Replica: "gw-0", Token: func() (string, error) { return "good", nil },
+		ApplySnapshot: rec.apply, Log: logr.Discard()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = client.Run(ctx) }()
+	eventually(t, "the whole snapshot at connect", func() bool { return rec.body(v1) != nil })
+	if !bytes.Equal(rec.body(v1), want(s1)) {
+		t.Fatalf("got %s, want %s", rec.body(v1), want(s1))
+	}
+
+	for i, s := range []*compile.Snapshot{twoServices(1, 2), twoServices(2, 2), snapshotWith(2, 2), twoServices(3, 1)} {
+		v := publish(t, srv, s)
+		srv.mu.Lock()
+		isDelta := srv.current.delta != nil && srv.current.full == nil
+		srv.mu.Unlock()
+		eventually(t, fmt.Sprintf("version %d", i), func() bool { return rec.body(v) != nil })
+		if !bytes.Equal(rec.body(v), want(s)) {
+			t.Fatalf("change %d: the gateway holds %s, want %s", i, rec.body(v), want(s))
+		}
+		if !isDelta {
+			t.Fatalf("change %d went whole, not as a delta", i)
+		}
+	}
+
+	// Refused, then the next delta builds on the refused version all the same.
+	rec.mu.Lock()
+	rec.refuse = true
+	rec.mu.Unlock()
+	vr := publish(t, srv, twoServices(4, 1))
+	eventually(t, "the refusal acked", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		c := srv.conns["gw-0"]
+		return c != nil && c.acked == vr && strings.Contains(c.ackErr, "refused for the test")
+	})
+	rec.mu.Lock()
+	rec.refuse = false
+	rec.mu.Unlock()
+	s5 := twoServices(4, 3)
+	v5 := publish(t, srv, s5)
+	eventually(t, "the delta after a refusal", func() bool { return bytes.Equal(rec.body(v5), want(s5)) })
+
+	// The gateway loses what it held: the next delta cannot apply, and it gets the whole snapshot.
+	rec.mu.Lock()
+	rec.onApply = client.decoder.Reset
+	rec.mu.Unlock()
+	s55 := twoServices(5, 2)
+	v55 := publish(t, srv, s55)
+	eventually(t, "the version that loses the base", func() bool { return rec.body(v55) != nil })
+	s6 := twoServices(5, 3)
+	v6 := publish(t, srv, s6)
+	eventually(t, "the whole snapshot after a lost base", func() bool { return bytes.Equal(rec.body(v6), want(s6)) })
+	srv.mu.Lock()
+	full := srv.current.full != nil
+	srv.mu.Unlock()
+	if !full {
+		t.Fatal("the version after a lost base was not sent whole")
+	}
+	eventually(t, "Programmed for generation 5", func() bool {
+		ok, _, _ := srv.Programmed("RateLimit", "shop", "checkout", 5)
+		return ok
+	})
+	cancel()
+	<-done
 }

@@ -19,7 +19,7 @@ limitations under the License.
 //
 // The gateway opens POST /v1/stream over TLS with its ServiceAccount token as a bearer token. The
 // response body is a stream of newline-delimited JSON frames from the manager (the current snapshot at
-// once, then each new version); the request body is a stream of frames from the gateway (an ack of each
+// once, then each new version, whole or, to gateways that ask with DeltaHeader, as a delta); the request body is a stream of frames from the gateway (an ack of each
 // version it applied, and breaker transitions). The manager checks the token with TokenReview against
 // the gateway's own ServiceAccount; an unauthenticated client gets 401 and nothing else.
 package distribution
@@ -38,13 +38,28 @@ const Audience = "resilience.dev/gateway"
 // ReplicaHeader carries the gateway replica's name (its pod name in a cluster).
 const ReplicaHeader = "X-Resilience-Gateway-Replica"
 
-// ServerFrame is one frame from the manager to a gateway.
+// DeltaHeader on the stream request, with the value DeltaVersion, says the gateway takes deltas:
+// frames that carry only what changed since the version it was sent before. Without it the manager
+// sends every version whole.
+const (
+	DeltaHeader  = "X-Resilience-Snapshot-Deltas"
+	DeltaVersion = "v1"
+)
+
+// ServerFrame is one frame from the manager to a gateway: a heartbeat (no field set), a whole
+// snapshot, or (to gateways that take them) a delta.
 type ServerFrame struct {
-	// Version stamps Snapshot. The snapshot's own version field is left 0, so its encoding depends on
-	// its content alone and the manager can tell an unchanged snapshot by its bytes.
+	// Version stamps Snapshot or Delta. The snapshot's own version field is left 0, so its encoding
+	// depends on its content alone.
 	Version uint64 `json:"version,omitempty"`
-	// Snapshot is the full snapshot, as JSON, so the gateway decodes and validates it strictly itself.
+	// Snapshot is the whole snapshot, as JSON, so the gateway decodes and validates it strictly itself.
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+	// Base is the version Delta applies to: always the version the manager sent this gateway last.
+	Base uint64 `json:"base,omitempty"`
+	// Delta (a compile.Delta) is what changed since Base; the gateway applies it to the snapshot it
+	// was sent last, then decodes and validates the result strictly as it would a whole one. A
+	// gateway that cannot (it does not hold Base) acks with NeedFull and gets the whole snapshot.
+	Delta json.RawMessage `json:"delta,omitempty"`
 }
 
 // GatewayFrame is one frame from a gateway to the manager: exactly one field is set.
@@ -61,6 +76,9 @@ type Ack struct {
 	Version uint64 `json:"version"`
 	// Error is set when the gateway refused the version (it keeps enforcing its last good one).
 	Error string `json:"error,omitempty"`
+	// NeedFull says the gateway could not apply the delta of Version for want of its base: the
+	// manager then sends the whole snapshot.
+	NeedFull bool `json:"needFull,omitempty"`
 }
 
 // BreakerChange is one breaker transition on a gateway replica.

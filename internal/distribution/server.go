@@ -16,7 +16,6 @@ limitations under the License.
 package distribution
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	"maps"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +54,11 @@ type Server struct {
 	auth    Authenticator
 	store   StateStore
 	manager string // this manager replica's name, owner of the states it writes
-	log     logr.Logger
+	// putFailures and retryAt back off writing states while the store (the API server) fails; only
+	// Start's goroutine uses them.
+	putFailures int
+	retryAt     time.Time
+	log         logr.Logger
 
 	// OnChange is called (without locks held) when what gateways run changed, with the keys
 	// (kind/namespace/name) of the policies whose Programmed or breaker status may differ; nil keys
@@ -77,13 +81,52 @@ type Server struct {
 
 type published struct {
 	version  uint64
-	body     []byte // the encoded snapshot, version 0: its content alone
-	frame    []byte // the encoded ServerFrame, newline-terminated
+	content  *compile.Encoded
 	policies map[string]int64
+
+	// base is the version before this one and delta the frame that turns it into this one, for the
+	// gateways that take deltas and were sent base; nil when there is no base.
+	base  uint64
+	delta []byte
+
+	fullOnce sync.Once
+	full     []byte // the encoded ServerFrame with the whole snapshot, newline-terminated, made once
+	fullErr  error
+}
+
+// fullFrame encodes the frame with the whole snapshot the first time a gateway needs it.
+func (p *published) fullFrame() ([]byte, error) {
+	p.fullOnce.Do(func() {
+		body, err := p.content.Body()
+		if err != nil {
+			p.fullErr = fmt.Errorf("encode snapshot: %w", err)
+			return
+		}
+		metricBytes.Set(float64(len(body)))
+		p.full = appendFrame(nil, p.version, 0, "snapshot", body)
+	})
+	return p.full, p.fullErr
+}
+
+// appendFrame writes a ServerFrame by hand: its parts are JSON already (encoding/json would check
+// and copy the whole snapshot again).
+func appendFrame(b []byte, version, base uint64, field string, raw []byte) []byte {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, version, 10)
+	if base != 0 {
+		b = append(b, `,"base":`...)
+		b = strconv.AppendUint(b, base, 10)
+	}
+	b = append(b, `,"`...)
+	b = append(b, field...)
+	b = append(b, `":`...)
+	b = append(b, raw...)
+	return append(b, "}\n"...)
 }
 
 type conn struct {
 	replica  string
+	deltas   bool // the gateway takes deltas (it said so with DeltaHeader)
 	notify   chan struct{}
 	cancel   context.CancelFunc
 	acked    uint64
@@ -91,6 +134,7 @@ type conn struct {
 	policies map[string]int64  // of the acked version
 	breakers map[string]string // breaker key -> state, not closed
 	dirty    bool              // state not yet written to the store
+	needFull bool              // the gateway lacks the base of our deltas: send the whole snapshot
 }
 
 // StaleAfter is how long a gateway state without a heartbeat still counts: its manager replica
@@ -135,6 +179,9 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) flush(ctx context.Context) {
+	if time.Now().Before(s.retryAt) {
+		return
+	}
 	s.mu.Lock()
 	var states []GatewayState
 	for _, c := range s.conns {
@@ -146,11 +193,24 @@ func (s *Server) flush(ctx context.Context) {
 			Policies: maps.Clone(c.policies), Breakers: maps.Clone(c.breakers)})
 	}
 	s.mu.Unlock()
+	failed := false
 	for _, st := range states {
 		if err := s.store.Put(ctx, st); err != nil {
-			s.log.Error(err, "share gateway state; retrying", "replica", st.Replica)
+			failed = true
+			if s.putFailures == 0 {
+				s.log.Error(err, "share gateway state; retrying with backoff", "replica", st.Replica)
+			}
 			s.markDirty(st.Replica)
 		}
+	}
+	switch {
+	case failed:
+		// 100 ms, doubling to at most 5 s: an API outage must not turn into a hot retry loop.
+		s.putFailures++
+		s.retryAt = time.Now().Add(min(100*time.Millisecond<<min(s.putFailures-1, 6), 5*time.Second))
+	case s.putFailures > 0 && len(states) > 0:
+		s.log.Info("sharing gateway state again", "failedAttempts", s.putFailures)
+		s.putFailures = 0
 	}
 }
 
@@ -260,41 +320,56 @@ func changedKeys(old, cur map[string]GatewayState) []string {
 }
 
 // Publish makes snap the current snapshot and pushes it to every connected gateway, unless its
-// content equals the current one: then it returns the current version and changed false. It encodes
-// the snapshot once, and stamps the version in the frame: higher than every earlier one, and close to
-// wall-clock milliseconds so versions from different manager replicas compare sensibly.
+// content equals the current one: then it returns the current version and changed false. It stamps
+// the version in the frame: higher than every earlier one, and close to wall-clock milliseconds so
+// versions from different manager replicas compare sensibly.
 func (s *Server) Publish(snap *compile.Snapshot) (version uint64, changed bool, err error) {
-	content := *snap
-	content.Version = 0
-	body, err := json.Marshal(&content)
+	e, err := compile.Encode(snap)
 	if err != nil {
 		return 0, false, fmt.Errorf("encode snapshot: %w", err)
 	}
+	return s.PublishEncoded(e)
+}
+
+// PublishEncoded is Publish for a snapshot whose Services are encoded already (compile.Compiler), which
+// it keeps: the caller must not modify it. Gateways that take deltas get only the Services and
+// policies that changed since the version they were sent last; the others, and gateways that
+// (re)connect, get the whole snapshot, encoded once when first needed.
+func (s *Server) PublishEncoded(e *compile.Encoded) (version uint64, changed bool, err error) {
+	content := *e.Snapshot
+	content.Version = 0
+	e = &compile.Encoded{Snapshot: &content, Encodings: e.Encodings}
 	s.mu.Lock()
-	if s.current != nil && bytes.Equal(body, s.current.body) {
+	prev := s.current
+	if prev != nil && e.SameContent(prev.content) {
 		defer s.mu.Unlock()
-		return s.current.version, false, nil
+		return prev.version, false, nil
 	}
 	version = uint64(time.Now().UnixMilli())
-	if s.current != nil && version <= s.current.version {
-		version = s.current.version + 1
+	if prev != nil && version <= prev.version {
+		version = prev.version + 1
 	}
 	s.mu.Unlock()
 
-	frame, err := json.Marshal(ServerFrame{Version: version, Snapshot: body})
-	if err != nil {
-		return 0, false, fmt.Errorf("encode frame: %w", err)
+	p := &published{version: version, content: e, policies: make(map[string]int64, len(e.Policies))}
+	for _, r := range e.Policies {
+		p.policies[r.Key()] = r.Generation
 	}
-	policies := make(map[string]int64, len(snap.Policies))
-	for _, p := range snap.Policies {
-		policies[p.Key()] = p.Generation
+	if prev != nil {
+		delta, err := compile.Diff(prev.content, e)
+		if err != nil {
+			return 0, false, fmt.Errorf("encode delta: %w", err)
+		}
+		p.base, p.delta = prev.version, appendFrame(nil, version, prev.version, "delta", delta)
 	}
 
 	metricVersion.Set(float64(version))
-	metricBytes.Set(float64(len(body)))
 	s.mu.Lock()
-	s.current = &published{version: version, body: body, frame: append(frame, '\n'), policies: policies}
-	s.history[version] = policies
+	if s.current != prev { // another Publish won the race: ours is no delta of it
+		p.base, p.delta = 0, nil
+	}
+	s.current = p
+	s.history[version] = p.policies
 	s.order = append(s.order, version)
 	if len(s.order) > historyLen {
 		delete(s.history, s.order[0])
@@ -363,7 +438,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := s.register(replica, cancel)
+	c := s.register(replica, r.Header.Get(DeltaHeader) == DeltaVersion, cancel)
 	defer s.unregister(c)
 	log := s.log.WithValues("replica", replica)
 	log.Info("gateway connected", "remote", r.RemoteAddr)
@@ -376,8 +451,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.writeFrames(ctx, c, w, rc)
 }
 
-func (s *Server) register(replica string, cancel context.CancelFunc) *conn {
-	c := &conn{replica: replica, notify: make(chan struct{}, 1), cancel: cancel,
+func (s *Server) register(replica string, deltas bool, cancel context.CancelFunc) *conn {
+	c := &conn{replica: replica, deltas: deltas, notify: make(chan struct{}, 1), cancel: cancel,
 		policies: map[string]int64{}, breakers: map[string]string{}, dirty: true}
 	c.notify <- struct{}{} // send the current snapshot at once
 	s.mu.Lock()
@@ -421,11 +496,21 @@ func (s *Server) writeFrames(ctx context.Context, c *conn, w http.ResponseWriter
 		case <-c.notify:
 			s.mu.Lock()
 			cur := s.current
+			full := c.needFull
+			c.needFull = false
 			s.mu.Unlock()
-			if cur == nil || cur.version == sent {
+			if cur == nil || (cur.version == sent && !full) {
 				continue
 			}
-			if _, err := w.Write(cur.frame); err != nil || rc.Flush() != nil {
+			frame := cur.delta
+			if full || !c.deltas || frame == nil || cur.base != sent {
+				var err error
+				if frame, err = cur.fullFrame(); err != nil {
+					s.log.Error(err, "encode the whole snapshot", "version", cur.version)
+					return
+				}
+			}
+			if _, err := w.Write(frame); err != nil || rc.Flush() != nil {
 				return
 			}
 			sent = cur.version
@@ -444,6 +529,16 @@ func (s *Server) readFrames(c *conn, body interface{ Read([]byte) (int, error) }
 			return
 		}
 		switch {
+		case f.Ack != nil && f.Ack.NeedFull:
+			// The gateway could not apply a delta (it lacks its base): send it the whole snapshot.
+			s.mu.Lock()
+			c.needFull = true
+			s.mu.Unlock()
+			log.Info("gateway asked for the whole snapshot", "version", f.Ack.Version, "reason", f.Ack.Error)
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
 		case f.Ack != nil:
 			s.mu.Lock()
 			c.acked, c.ackErr = f.Ack.Version, f.Ack.Error

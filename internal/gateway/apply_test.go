@@ -17,6 +17,7 @@ limitations under the License.
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -278,5 +279,121 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"service": "", "code": "403"}); v != 1 {
 		t.Errorf("requests_total{\"\",403} = %v", v)
+	}
+}
+
+// A snapshot that changes one Service keeps the routes of the others as they are (with their state),
+// rebuilds the changed one taking over the state whose keys are unchanged, and drops the state of
+// a Service that is gone.
+func TestApplyKeepsUnchangedServices(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(t0)
+	mem := newMem()
+	mem.handle(epAddr(1), status(500))
+	mem.handle(epAddr(2), ok200)
+	mem.handle(epAddr(3), ok200)
+	mk := func(version uint64, apiEps []compile.Endpoint, withShop2 bool) *compile.Snapshot {
+		api := port(apiEps...)
+		api.CircuitBreaker = circuitBreaker(1)
+		api.RateLimit = rateLimit(limit("total", 1, time.Hour, 3))
+		web := port(ep(3))
+		web.RateLimit = rateLimit(limit("web", 1, time.Hour, 2))
+		web.RateLimit.Limits[0].StateKey = "uid-web/limit"
+		web.RateLimit.Policy = ref("RateLimit", "web")
+		s := &compile.Snapshot{Version: version, Services: []compile.Service{
+			{Namespace: "shop", Name: "api", Ports: []compile.Port{api}},
+			{Namespace: "shop", Name: "web", Ports: []compile.Port{web}},
+		}}
+		if withShop2 {
+			other := port(ep(2))
+			other.CircuitBreaker = circuitBreaker(2)
+			other.CircuitBreaker.StateKey = "uid-other/breaker"
+			s.Services = append(s.Services, compile.Service{Namespace: "shop2", Name: "other", Ports: []compile.Port{other}})
+		}
+		return s
+	}
+	g := newGW(t, Options{Clock: clk}, mem, mk(1, []compile.Endpoint{ep(1)}, true))
+	get(g, "http://api.shop/") // opens api's breaker, takes a token
+	get(g, "http://web.shop/") // takes one of web's two tokens
+	first := g.table.Load()
+
+	// api's endpoints change; web and other do not.
+	if err := g.Apply(mk(2, []compile.Endpoint{ep(1), ep(2)}, true)); err != nil {
+		t.Fatal(err)
+	}
+	second := g.table.Load()
+	if second == first {
+		t.Fatal("a changed snapshot did not make a new table")
+	}
+	for _, k := range []svcKey{{"shop", "web"}, {"shop2", "other"}} {
+		if second.services[k] != first.services[k] {
+			t.Errorf("the route of unchanged %v was rebuilt", k)
+		}
+	}
+	if second.services[svcKey{"shop", "api"}] == first.services[svcKey{"shop", "api"}] {
+		t.Error("the route of changed api was kept")
+	}
+	for k, v := range first.state.limitMap {
+		if second.state.limitMap[k] != v {
+			t.Errorf("bucket %s replaced", k)
+		}
+	}
+	for k, v := range first.state.breakerMap {
+		if second.state.breakerMap[k] != v {
+			t.Errorf("breaker %s replaced", k)
+		}
+	}
+	if len(second.state.breakerList) != 2 || len(g.BreakerStates()) != 1 {
+		t.Fatalf("%d breakers in force, %d not closed; want 2 and api's open", len(second.state.breakerList), len(g.BreakerStates()))
+	}
+	if rec := get(g, "http://web.shop/"); rec.Code != 200 {
+		t.Fatalf("web's last token: %d", rec.Code)
+	}
+	if rec := get(g, "http://web.shop/"); rec.Code != 429 {
+		t.Fatalf("web's bucket refilled by another Service's change: %d", rec.Code)
+	}
+
+	// other goes: its breaker is dropped, the rest stays.
+	if err := g.Apply(mk(3, []compile.Endpoint{ep(1), ep(2)}, false)); err != nil {
+		t.Fatal(err)
+	}
+	third := g.table.Load()
+	if third.services[svcKey{"shop", "web"}] != first.services[svcKey{"shop", "web"}] || third.services[svcKey{"shop2", "other"}] != nil {
+		t.Fatal("routes after a Service went")
+	}
+	if len(third.state.breakerList) != 1 || third.state.breakerList[0] != second.state.breakerMap[third.state.breakerList[0].key] {
+		t.Fatalf("breakers after a Service went: %d", len(third.state.breakerList))
+	}
+	for k, v := range second.state.breakerMap {
+		if _, kept := third.state.breakerMap[k]; !kept && !v.dropped.Load() {
+			t.Errorf("breaker %s of the Service gone was not dropped", k)
+		}
+	}
+}
+
+// ApplyEncoded of a snapshot from the Decoder takes the same routes as Apply of the same content.
+func TestApplyEncodedMatchesApply(t *testing.T) {
+	t.Parallel()
+	mem := newMem()
+	mem.handle(epAddr(1), ok200)
+	p := port(ep(1))
+	p.RateLimit = rateLimit(limit("total", 1, time.Hour, 3))
+	g := newGW(t, Options{}, mem, snap(1, p))
+	tab := g.table.Load()
+	var d compile.Decoder
+	data, _ := json.Marshal(snap(0, p))
+	e, err := d.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Version = 2
+	if err := g.ApplyEncoded(e); err != nil {
+		t.Fatal(err)
+	}
+	if g.table.Load() != tab || g.Version() != 2 {
+		t.Fatal("the same content, decoded, rebuilt the table")
+	}
+	if err := g.ApplyEncoded(&compile.Encoded{Snapshot: snap(3, p)}); err == nil {
+		t.Fatal("ApplyEncoded took a snapshot without its encodings")
 	}
 }

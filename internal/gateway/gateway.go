@@ -35,14 +35,13 @@ limitations under the License.
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,7 +152,6 @@ type Gateway struct {
 	ready   atomic.Bool
 
 	applyMu sync.Mutex // serialises Apply
-	content []byte     // the snapshot in force, without its version, for the "unchanged" test
 }
 
 // New returns a Gateway that refuses every request until the first Apply.
@@ -251,45 +249,72 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 	}
 }
 
-// Apply puts snapshot s in force. It validates s (compile's Validate) and builds a whole new routing
-// table, keeping the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged
-// and dropping the state of those that no longer appear, then swaps the table in atomically. On error
+// Apply puts snapshot s in force. It validates s (compile's Validate) and builds a new routing table,
+// keeping the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged and
+// dropping the state of those that no longer appear, then swaps the table in atomically. On error
 // the table in force stays. A snapshot equal to the one in force but for its version only records
 // the version. s is not retained.
 func (g *Gateway) Apply(s *compile.Snapshot) error {
-	if err := s.Validate(); err != nil {
+	if s == nil {
 		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot: %w", err)
+		return errors.New("gateway: apply snapshot: snapshot is nil")
 	}
-	content, err := json.Marshal(struct {
-		S []compile.Service
-		P []compile.PolicyRef
-	}{s.Services, s.Policies})
+	e, err := compile.Encode(s)
 	if err != nil {
 		g.m.applyErrors.Inc()
 		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
+	}
+	return g.ApplyEncoded(e)
+}
+
+// ApplyEncoded is Apply for a snapshot with the encoding of each Service (compile.Decoder gives them).
+// The Service routes of the table in force whose encoding is unchanged are kept as they are, with
+// their state; only the other Services are validated and built. e is retained (read-only).
+func (g *Gateway) ApplyEncoded(e *compile.Encoded) error {
+	if e == nil || e.Snapshot == nil || len(e.Encodings) != len(e.Services) {
+		g.m.applyErrors.Inc()
+		return errors.New("gateway: apply snapshot: snapshot is nil or its encodings do not match it")
 	}
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	old := g.table.Load()
-	if old != nil && bytes.Equal(content, g.content) {
-		g.setVersion(s.Version)
-		return nil
+	unchanged := func(i int) bool {
+		if old == nil {
+			return false
+		}
+		o := old.services[svcKey{e.Services[i].Namespace, e.Services[i].Name}]
+		return o != nil && o.enc == e.Encodings[i]
 	}
-	t, err := g.build(s, old)
+	if err := e.ValidateServices(func(i int) bool { return !unchanged(i) }); err != nil {
+		g.m.applyErrors.Inc()
+		return fmt.Errorf("gateway: apply snapshot: %w", err)
+	}
+	if old != nil && len(old.services) == len(e.Services) && slices.Equal(old.policies, e.Policies) {
+		same := true
+		for i := range e.Services {
+			if !unchanged(i) {
+				same = false
+				break
+			}
+		}
+		if same {
+			g.setVersion(e.Version)
+			return nil
+		}
+	}
+	t, err := g.build(e, old)
 	if err != nil {
 		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
+		return fmt.Errorf("gateway: apply snapshot version %d: %w", e.Version, err)
 	}
 	t.state.commit()
 	g.table.Store(t)
-	g.content = content
-	g.setVersion(s.Version)
+	g.setVersion(e.Version)
 	if old != nil {
 		old.state.dropUnused(t.state, g.m)
 	}
 	g.ready.Store(true)
-	g.log.Info("snapshot applied", "version", s.Version, "services", len(s.Services), "policies", len(s.Policies))
+	g.log.Info("snapshot applied", "version", e.Version, "services", len(e.Services), "policies", len(e.Policies))
 	return nil
 }
 

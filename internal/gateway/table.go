@@ -18,6 +18,7 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -32,10 +33,12 @@ import (
 	"resilience.dev/operator/internal/patterns/waitqueue"
 )
 
-// table is one routing table: built whole from a snapshot, then read-only.
+// table is one routing table: built from a snapshot, then read-only. The routes of Services whose
+// encoding did not change are taken over from the table before, as they are.
 type table struct {
 	services map[svcKey]*serviceRoute
 	state    *registry
+	policies []compile.PolicyRef // of the snapshot, for the "unchanged" test
 }
 
 type svcKey struct{ ns, name string }
@@ -45,6 +48,75 @@ type serviceRoute struct {
 	ns, name string
 	ports    []*portRoute
 	counters *codeCounters
+
+	enc   string      // the Service's encoding in the snapshot it was built from
+	state *regEntries // the state its routes use, carried into the next table with the route
+}
+
+// keyedEntry is one entry of a registry map.
+type keyedEntry[T any] struct {
+	key string
+	v   T
+}
+
+// regEntries are the registry entries of one Service's routes, compact: a route kept by the next
+// table brings them into that table's registry, as building it again would.
+type regEntries struct {
+	limits    []keyedEntry[*limitState]
+	breakers  []keyedEntry[*breakerState]
+	metas     []breakerMeta // of breakers, one each
+	bulkheads []keyedEntry[*bulkhead.Bulkhead]
+	budgets   []keyedEntry[*budget.Budget]
+	queues    []keyedEntry[*waitqueue.Queue]
+}
+
+func entriesOf[T any](m map[string]T) []keyedEntry[T] {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]keyedEntry[T], 0, len(m))
+	for k, v := range m {
+		out = append(out, keyedEntry[T]{k, v})
+	}
+	return out
+}
+
+func putEntries[T any](m map[string]T, es []keyedEntry[T]) {
+	for _, e := range es {
+		m[e.key] = e.v
+	}
+}
+
+// entries lists the entries of r (a registry holding one Service's state).
+func (r *registry) entries() *regEntries {
+	e := &regEntries{limits: entriesOf(r.limitMap), breakers: entriesOf(r.breakerMap),
+		bulkheads: entriesOf(r.bulkheadMap), budgets: entriesOf(r.budgetMap), queues: entriesOf(r.queueMap)}
+	for _, b := range e.breakers {
+		e.metas = append(e.metas, r.metas[b.v])
+	}
+	return e
+}
+
+// add puts e into r.
+func (r *registry) add(e *regEntries) {
+	putEntries(r.limitMap, e.limits)
+	putEntries(r.breakerMap, e.breakers)
+	for i, b := range e.breakers {
+		r.metas[b.v] = e.metas[i]
+	}
+	putEntries(r.bulkheadMap, e.bulkheads)
+	putEntries(r.budgetMap, e.budgets)
+	putEntries(r.queueMap, e.queues)
+}
+
+// clone copies r's maps (not its metas or list).
+func (r *registry) clone() *registry {
+	c := newRegistry()
+	if r != nil {
+		c.limitMap, c.breakerMap = maps.Clone(r.limitMap), maps.Clone(r.breakerMap)
+		c.bulkheadMap, c.budgetMap, c.queueMap = maps.Clone(r.bulkheadMap), maps.Clone(r.budgetMap), maps.Clone(r.queueMap)
+	}
+	return c
 }
 
 // port returns the route of port p, or, without a port in the request, of the Service's only port
@@ -191,31 +263,52 @@ func (r *registry) dropUnused(keep *registry, m *metrics) {
 	}
 }
 
-// build makes the routing table of snapshot s, taking over the state of old where keys match.
-func (g *Gateway) build(s *compile.Snapshot, old *table) (*table, error) {
+// build makes the routing table of snapshot e, taking over from old the routes of the Services whose
+// encoding is unchanged and, for the others, the state whose keys match. Each Service is built against
+// a pool of the old table's state plus what the Services before it made, into a registry of its own,
+// so the result is the same as building every Service again, in order, into one registry.
+func (g *Gateway) build(e *compile.Encoded, old *table) (*table, error) {
 	var prev *registry
 	if old != nil {
 		prev = old.state
 	}
 	reg := newRegistry()
-	t := &table{services: make(map[svcKey]*serviceRoute, len(s.Services)), state: reg}
-	for _, svc := range s.Services {
-		sr := &serviceRoute{ns: svc.Namespace, name: svc.Name,
+	t := &table{services: make(map[svcKey]*serviceRoute, len(e.Services)), state: reg, policies: slices.Clone(e.Policies)}
+	var pool *registry // made when the first Service is built
+	for i := range e.Services {
+		svc := &e.Services[i]
+		key := svcKey{svc.Namespace, svc.Name}
+		if old != nil {
+			if o := old.services[key]; o != nil && o.enc == e.Encodings[i] {
+				reg.add(o.state)
+				t.services[key] = o
+				continue
+			}
+		}
+		if pool == nil {
+			pool = prev.clone() // the routes kept so far use state of prev: the pool has it
+		}
+		sr := &serviceRoute{ns: svc.Namespace, name: svc.Name, enc: e.Encodings[i],
 			counters: &codeCounters{vec: g.m.requests, ns: svc.Namespace, svc: svc.Name}}
 		if old != nil { // keep the cached counters of a Service that stays
-			if o := old.services[svcKey{svc.Namespace, svc.Name}]; o != nil {
+			if o := old.services[key]; o != nil {
 				sr.counters = o.counters
 			}
 		}
+		own := newRegistry()
 		for _, p := range svc.Ports {
-			pr, err := g.buildPort(sr, p, prev, reg)
+			pr, err := g.buildPort(sr, p, pool, own)
 			if err != nil {
+				reg.add(own.entries())
 				reg.dropUnused(prev, g.m)
 				return nil, fmt.Errorf("service %s/%s port %d: %w", svc.Namespace, svc.Name, p.Port, err)
 			}
 			sr.ports = append(sr.ports, pr)
 		}
-		t.services[svcKey{svc.Namespace, svc.Name}] = sr
+		sr.state = own.entries()
+		reg.add(sr.state)
+		pool.add(sr.state)
+		t.services[key] = sr
 	}
 	for _, b := range reg.breakerMap {
 		reg.breakerList = append(reg.breakerList, b)

@@ -1,0 +1,208 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+	http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package compile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"resilience.dev/operator/api/v1alpha1"
+)
+
+// versioned is scaleInput with UIDs and resourceVersions on every object, as a cache holds them.
+func versioned(n int) Input {
+	in := scaleInput(n)
+	for i := range in.Services {
+		in.Services[i].UID = types.UID(fmt.Sprintf("svc-uid-%d", i))
+		in.Services[i].ResourceVersion = "1"
+	}
+	for i := range in.EndpointSlices {
+		in.EndpointSlices[i].UID = types.UID(fmt.Sprintf("slice-uid-%d", i))
+		in.EndpointSlices[i].ResourceVersion = "1"
+	}
+	return in
+}
+
+// The incremental Compiler gives exactly what Compile gives, change after change, and each delta
+// between consecutive snapshots, applied by a Decoder, gives the next snapshot exactly.
+func TestCompilerMatchesCompile(t *testing.T) {
+	in := versioned(60)
+	var c Compiler
+	var dec Decoder
+	var prev *Encoded
+	steps := []struct {
+		desc   string
+		change func(in *Input)
+	}{
+		{"first", func(*Input) {}},
+		{"nothing changed", func(*Input) {}},
+		{"a RateLimit's new generation", func(in *Input) {
+			in.RateLimits[3].Spec.Limits[0].Requests = 7
+			in.RateLimits[3].Generation++
+		}},
+		{"an endpoint moved", func(in *Input) {
+			in.EndpointSlices[4].Endpoints[0].Addresses = []string{"10.9.9.9"}
+			in.EndpointSlices[4].ResourceVersion = "2"
+		}},
+		{"a breaker deleted", func(in *Input) {
+			now := metav1.Now()
+			in.CircuitBreakers[2].DeletionTimestamp = &now
+		}},
+		{"a Service's new port", func(in *Input) {
+			in.Services[5].Spec.Ports[0].Port = 8080
+			in.Services[5].ResourceVersion = "2"
+		}},
+		{"more gateway replicas", func(in *Input) { in.GatewayReplicas = 3 }},
+		{"a retry policy for a second Service", func(in *Input) {
+			in.RetryPolicies[1].Spec.TargetRefs = append(in.RetryPolicies[1].Spec.TargetRefs, v1alpha1.PolicyTargetReference{Kind: "Service", Name: "svc0"})
+			in.RetryPolicies[1].Namespace = "ns0"
+			in.RetryPolicies[1].Generation++
+		}},
+		{"a breaker comes back", func(in *Input) {
+			in.CircuitBreakers[2].DeletionTimestamp = nil
+			in.CircuitBreakers[2].Spec.Trip = &v1alpha1.Trip{ConsecutiveFailures: ptr.To[int32](9)}
+			in.CircuitBreakers[2].Generation++
+		}},
+	}
+	for _, st := range steps {
+		st.change(&in)
+		want, err := Compile(in)
+		if err != nil {
+			t.Fatalf("%s: %v", st.desc, err)
+		}
+		wantJSON, _ := json.Marshal(want)
+		got, err := c.Compile(in)
+		if err != nil {
+			t.Fatalf("%s: %v", st.desc, err)
+		}
+		gotJSON, _ := json.Marshal(got.Snapshot)
+		if !bytes.Equal(gotJSON, wantJSON) {
+			t.Fatalf("%s: the Compiler's snapshot differs from Compile's", st.desc)
+		}
+		body, err := got.Body()
+		if err != nil || !bytes.Equal(body, wantJSON) {
+			t.Fatalf("%s: Body() differs from json.Marshal (%v)", st.desc, err)
+		}
+		for i := range got.Services {
+			enc, _ := json.Marshal(&got.Services[i])
+			if string(enc) != got.Encodings[i] {
+				t.Fatalf("%s: encoding of %s/%s is stale", st.desc, got.Services[i].Namespace, got.Services[i].Name)
+			}
+		}
+		var applied *Encoded
+		if prev == nil {
+			applied, err = dec.Decode(body)
+		} else {
+			delta, derr := Diff(prev, got)
+			if derr != nil {
+				t.Fatal(derr)
+			}
+			applied, err = dec.DecodeDelta(delta)
+		}
+		if err != nil {
+			t.Fatalf("%s: decode: %v", st.desc, err)
+		}
+		appliedBody, _ := applied.Body()
+		if !bytes.Equal(appliedBody, wantJSON) {
+			t.Fatalf("%s: the delta applied gives another snapshot:\n%s\nwant\n%s", st.desc, appliedBody, wantJSON)
+		}
+		prev = got
+	}
+}
+
+// A delta that does not decode strictly, or does not fit the snapshot held, is refused, and the
+// decoder then asks for a whole snapshot; one whose result does not validate is refused but held.
+func TestDecodeDeltaRefusesBadDeltas(t *testing.T) {
+	base, err := Compile(readInput(t, "testdata/shop.in.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(base)
+	svc, _ := json.Marshal(base.Services[0])
+	cases := []struct {
+		desc, delta, wantErr string
+		holds                bool
+	}{
+		{desc: "not JSON", delta: "{", wantErr: "decode delta"},
+		{desc: "unknown field", delta: `{"extra":1}`, wantErr: "unknown field"},
+		{desc: "unknown field in a service", delta: `{"services":[` + strings.Replace(string(svc), `"ports"`, `"x":1,"ports"`, 1) + `]}`, wantErr: "unknown field"},
+		{desc: "trailing data", delta: `{}{}`, wantErr: "trailing data"},
+		{desc: "removes what is not there", delta: `{"removed":["shop/nosuch"]}`, wantErr: "cannot remove"},
+		{desc: "a service twice", delta: `{"services":[` + string(svc) + `,` + string(svc) + `]}`, wantErr: "listed twice"},
+		{desc: "removes a policy not there", delta: `{"removedPolicies":["RateLimit/shop/nosuch"]}`, wantErr: "cannot remove policy"},
+		{desc: "invalid service", delta: `{"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[{"address":"x","port":1,"type":"IPv4"}]}]}]}`,
+			wantErr: "is not an IPv4 address", holds: true},
+		{desc: "good", delta: `{"removed":["` + base.Services[0].Namespace + "/" + base.Services[0].Name + `"]}`, holds: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			var d Decoder
+			if _, err := d.DecodeDelta([]byte(`{}`)); !errors.Is(err, ErrNoBase) {
+				t.Fatalf("a delta without a base: %v", err)
+			}
+			if _, err := d.Decode(body); err != nil {
+				t.Fatal(err)
+			}
+			_, err := d.DecodeDelta([]byte(tc.delta))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			if d.Holds() != tc.holds {
+				t.Fatalf("holds %v after the delta, want %v", d.Holds(), tc.holds)
+			}
+		})
+	}
+}
+
+// FuzzDecodeDelta: arbitrary deltas never panic, and what is accepted validates and round-trips.
+func FuzzDecodeDelta(f *testing.F) {
+	base, err := Compile(readInput(f, "testdata/shop.in.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	body, _ := json.Marshal(base)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"removed":["shop/checkout"],"removedPolicies":["RateLimit/shop/checkout"]}`))
+	f.Add([]byte(`{"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[]}]}],"policies":[{"kind":"RateLimit","namespace":"a","name":"b","uid":"u","generation":1}]}`))
+	f.Fuzz(func(t *testing.T, delta []byte) {
+		var d Decoder
+		if _, err := d.Decode(body); err != nil {
+			t.Fatal(err)
+		}
+		e, err := d.DecodeDelta(delta)
+		if err != nil {
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("an accepted delta gives an invalid snapshot: %v", err)
+		}
+		out, _ := e.Body()
+		if _, err := Decode(out); err != nil {
+			t.Fatalf("an accepted delta's snapshot does not decode: %v", err)
+		}
+	})
+}
