@@ -16,11 +16,15 @@ limitations under the License.
 
 // Command benchgateway measures the data path of the gateway (`make bench-gateway`, issue #6).
 //
-// Three processes share the machine: the project's backend (cmd/demo-backend), a proxy process (this
-// binary re-run with -serve) that holds the gateway IN-PROCESS (gateway.New, Apply of a snapshot
-// compiled by compile.Compile from synthetic objects, HTTPServer on 127.0.0.1:0) beside a bare
-// httputil.ReverseProxy with a tuned Transport, and this process as the load generator
-// (hack/loadgen). No manager runs: the gateway gets its snapshot from Apply instead of the stream.
+// Four processes share the machine: the project's backend (cmd/demo-backend); the gateway process
+// (this binary re-run with -serve gateway), which holds the gateway IN-PROCESS (gateway.New, Apply of
+// a snapshot compiled by compile.Compile from synthetic objects, HTTPServer on 127.0.0.1:0) with the
+// garbage-collector settings cmd/gateway applies by default (-gc-percent, -memory-limit); the bare
+// proxy process (-serve proxy), an httputil.ReverseProxy with a tuned Transport and Go's default
+// runtime settings; and this process as the load generator (hack/loadgen, a raw HTTP/1.1 client that
+// costs far less CPU than net/http's). No manager runs: the gateway gets its snapshot from Apply
+// instead of the stream. -profile writes CPU and allocation profiles of the proxy processes (last
+// round, closed loop) and of the load generator.
 //
 // Four configurations are measured in alternating rounds (each round runs all four, the order
 // rotating), so drift on the machine hits them alike: the backend directly, the bare proxy, the
@@ -47,6 +51,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +76,7 @@ const (
 
 type config struct {
 	Name string `json:"name"`
+	pid  int    // the process serving it (the backend for direct), for its CPU time
 	desc string
 	url  string
 	host string
@@ -89,8 +95,15 @@ type Figures struct {
 	P99us        float64 `json:"p99us"`
 	P999us       float64 `json:"p999us"`
 	SendLagP99us float64 `json:"sendLagP99us"`
-	Errors       int64   `json:"errors"`
-	Non2xx       int64   `json:"non2xx"`
+	// P99RoundsUs is each round's own open-loop p99 (the pooled P99us mixes rounds, so one round
+	// hit by other work on the machine sets it).
+	P99RoundsUs []float64 `json:"p99RoundsUs"`
+	Errors      int64     `json:"errors"`
+	Non2xx      int64     `json:"non2xx"`
+	// CPUPerReqUs is the CPU time (user+system) the serving process (the proxy process, or the
+	// backend for direct) spent per request in the closed loops: unlike req/s, it does not depend on
+	// how much of the shared machine the process got.
+	CPUPerReqUs float64 `json:"cpuPerRequestUs"`
 	// Ratios of the closed-loop req/s, and the p99 difference.
 	VsDirect     float64 `json:"rpsVsDirect"`
 	VsProxy      float64 `json:"rpsVsProxy"`
@@ -117,7 +130,7 @@ type Report struct {
 type Goal = loadgen.Goal
 
 func main() {
-	serve := flag.Bool("serve", false, "internal: run the proxy process (gateway and bare proxy) for the backend at -backend")
+	serve := flag.String("serve", "", "internal: run a proxy process (gateway or proxy) for the backend at -backend")
 	backendAddr := flag.String("backend", "", "internal: the backend address for -serve")
 	bin := flag.String("bin", "bin", "directory holding demo-backend")
 	rounds := flag.Int("rounds", 3, "alternating rounds (each runs every configuration once)")
@@ -128,15 +141,20 @@ func main() {
 	openConns := flag.Int("open-c", 32, "connections of the open loop")
 	warmup := flag.Duration("warmup", time.Second, "closed-loop warm-up of each configuration before the rounds")
 	jsonPath := flag.String("json", "bin/bench-gateway.json", "write the results here as JSON")
+	profile := flag.String("profile", "", "write CPU and allocation profiles here: of the proxy process during the last round's closed loop of each gateway configuration, and of the load generator over the whole run")
+	pprofOn := flag.Bool("pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")
+	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
+	memoryLimit := flag.String("memory-limit", "auto", "the gateway process's -memory-limit, as cmd/gateway's")
 	flag.Parse()
 	log.SetFlags(0)
-	if *serve {
-		if err := runServe(*backendAddr); err != nil {
+	if *serve != "" {
+		if err := runServe(*serve, *backendAddr, *pprofOn, *gcPercent, *memoryLimit); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	if err := run(*bin, *rounds, *closedDur, *conc, *rate, *openDur, *openConns, *warmup, *jsonPath); err != nil {
+	gcArgs := []string{"-gc-percent", strconv.Itoa(*gcPercent), "-memory-limit", *memoryLimit}
+	if err := run(*bin, *rounds, *closedDur, *conc, *rate, *openDur, *openConns, *warmup, *jsonPath, *profile, gcArgs); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -158,9 +176,13 @@ func startChild(ctx context.Context, prefix, name string, args ...string) (*exec
 		sc := bufio.NewScanner(out)
 		var got []string
 		for sc.Scan() {
+			if prefix != "listening on " && sc.Text() == "serving done" {
+				lines <- got
+				break
+			}
 			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 				got = append(got, rest)
-				if prefix != "listening on " && len(got) < 2 {
+				if prefix != "listening on " {
 					continue
 				}
 				lines <- got
@@ -179,7 +201,7 @@ func startChild(ctx context.Context, prefix, name string, args ...string) (*exec
 }
 
 func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64, openDur time.Duration, openConns int,
-	warmup time.Duration, jsonPath string) error {
+	warmup time.Duration, jsonPath, profileDir string, gcArgs []string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	backend, l, err := startChild(ctx, "listening on ", filepath.Join(bin, "demo-backend"), "-listen", "127.0.0.1:0", "-name", "bench")
@@ -192,37 +214,63 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 	if err != nil {
 		return err
 	}
-	proxy, l, err := startChild(ctx, "serving ", self, "-serve", "-backend", backendAddr)
-	if err != nil {
-		return fmt.Errorf("start the proxy process: %w", err)
+	var extra []string
+	if profileDir != "" {
+		extra = append(extra, "-pprof")
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return err
+		}
+		stop, err := profileSelf(filepath.Join(profileDir, "loadgen"))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
-	defer func() { cancel(); _ = proxy.Wait() }()
+	// The gateway and the bare proxy each run in a process of their own, so that each has the
+	// runtime settings it ships with: the gateway cmd/gateway's GC defaults (gcArgs), the bare
+	// proxy Go's.
 	addrs := map[string]string{}
-	for _, s := range l {
-		k, v, _ := strings.Cut(s, " ")
-		addrs[k] = v
+	pids := map[string]int{"direct": backend.Process.Pid}
+	for _, which := range []string{"gateway", "proxy"} {
+		args := append([]string{"-serve", which, "-backend", backendAddr}, extra...)
+		if which == "gateway" {
+			args = append(args, gcArgs...)
+		}
+		child, l, err := startChild(ctx, "serving ", self, args...)
+		if err != nil {
+			return fmt.Errorf("start the %s process: %w", which, err)
+		}
+		defer func() { cancel(); _ = child.Wait() }()
+		pids[which] = child.Process.Pid
+		for _, s := range l {
+			k, v, _ := strings.Cut(s, " ")
+			addrs[which+"-"+k] = v
+		}
 	}
 	configs := []config{
 		{Name: "direct", desc: "the backend directly", url: "http://" + backendAddr + "/"},
-		{Name: "bare-proxy", desc: "httputil.ReverseProxy, tuned Transport", url: "http://" + addrs["proxy"] + "/"},
-		{Name: "gateway-no-policy", desc: "gateway, managed Service, no policy", url: "http://" + addrs["gateway"] + "/", host: plainHost},
-		{Name: "gateway-3-policies", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: "http://" + addrs["gateway"] + "/", host: fullHost},
+		{Name: "bare-proxy", desc: "httputil.ReverseProxy, tuned Transport", url: "http://" + addrs["proxy-proxy"] + "/"},
+		{Name: "gateway-no-policy", desc: "gateway, managed Service, no policy", url: "http://" + addrs["gateway-gateway"] + "/", host: plainHost},
+		{Name: "gateway-3-policies", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: "http://" + addrs["gateway-gateway"] + "/", host: fullHost},
 	}
 	// Each configuration answers 200 before anything is measured, and the gateway's policies are in force.
+	for i := range configs {
+		configs[i].pid = pids[process(configs[i].Name)]
+	}
 	for _, c := range configs {
 		if err := check(c); err != nil {
 			return err
 		}
 	}
-	rep := &Report{Mode: "gateway in-process (gateway.New + Apply of a compiled snapshot, no manager) in a proxy process beside a bare httputil.ReverseProxy; backend = cmd/demo-backend process; load generator = this process (hack/loadgen)",
+	rep := &Report{Mode: "gateway in-process (gateway.New + Apply of a compiled snapshot, no manager, cmd/gateway's GC defaults: " + strings.Join(gcArgs, " ") + ") in one process, a bare httputil.ReverseProxy (Go's defaults) in another; backend = cmd/demo-backend process; load generator = this process (hack/loadgen, raw HTTP/1.1)",
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Rounds: rounds, Concurrency: conc,
 		ClosedSecs: closedDur.Seconds(), OpenRate: rate, OpenConns: openConns, OpenSecs: openDur.Seconds()}
 	fmt.Printf("bench-gateway: %s\n", rep.Mode)
 	fmt.Printf("%d CPUs, %s, GOMAXPROCS default; %d rounds; closed loop %d connections x %s; open loop %.0f req/s over %d connections x %s\n",
 		rep.CPUs, rep.GoVersion, rounds, conc, closedDur, rate, openConns, openDur)
 
-	clients := make([]*http.Client, len(configs))
-	openClients := make([]*http.Client, len(configs))
+	clients := make([]*loadgen.Client, len(configs))
+	openClients := make([]*loadgen.Client, len(configs))
 	for i := range configs {
 		clients[i] = loadgen.NewClient(conc)
 		openClients[i] = loadgen.NewClient(openConns)
@@ -235,12 +283,28 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 		}
 	}
 	figs := make([]Figures, len(configs))
+	cpuUsed := make([]time.Duration, len(configs))
+	cpuReqs := make([]int64, len(configs))
 	opens := make([][]*loadgen.Result, len(configs))
 	for r := range rounds {
 		for j := range configs {
 			i := (j + r) % len(configs) // rotate the order each round
 			c := configs[i]
+			var prof func() error
+			if pp := addrs[process(c.Name)+"-pprof"]; pp != "" && r == rounds-1 {
+				prof = profileProxy(ctx, pp, filepath.Join(profileDir, c.Name), closedDur)
+			}
+			cpu0, cpuOK := procCPU(c.pid)
 			res, err := loadgen.Closed(ctx, clients[i], target(c), conc, closedDur)
+			if cpu1, ok := procCPU(c.pid); ok && cpuOK && err == nil {
+				cpuUsed[i] += cpu1 - cpu0
+				cpuReqs[i] += res.Requests
+			}
+			if prof != nil {
+				if perr := prof(); perr != nil {
+					return fmt.Errorf("%s profile: %w", c.Name, perr)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s closed loop: %w", c.Name, err)
 			}
@@ -252,6 +316,7 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 				return fmt.Errorf("%s open loop: %w", c.Name, err)
 			}
 			opens[i] = append(opens[i], open)
+			figs[i].P99RoundsUs = append(figs[i].P99RoundsUs, us(open.Quantile(0.99)))
 			figs[i].Errors += open.Errors
 			figs[i].Non2xx += open.Non2xx
 			fmt.Printf("  round %d %-19s closed %9.0f req/s   open p99 %8s\n", r+1, c.Name, res.RPS(), open.Quantile(0.99).Round(time.Microsecond))
@@ -260,6 +325,9 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 	for i, c := range configs {
 		f := &figs[i]
 		f.Name = c.Name
+		if cpuReqs[i] > 0 {
+			f.CPUPerReqUs = us(cpuUsed[i]) / float64(cpuReqs[i])
+		}
 		for _, v := range f.RPSRounds {
 			f.RPS += v / float64(len(f.RPSRounds))
 		}
@@ -291,12 +359,22 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 		{Goal: fmt.Sprintf("p99 at %.0f req/s at most 1 ms above direct", rate), Actual: fmt.Sprintf("%+.0f us", full.P99OverDirUs), Met: full.P99OverDirUs <= 1000},
 	}
 
-	fmt.Printf("\n%-19s %-46s %10s %9s %9s %9s %9s %9s %8s %8s %9s %6s\n", "config", "", "req/s", "x direct", "x proxy",
-		"p50", "p99", "p99.9", "p99-dir", "lag p99", "open req", "errors")
+	fmt.Printf("\n%-19s %-46s %10s %9s %9s %8s %9s %9s %9s %8s %8s %9s %6s\n", "config", "", "req/s", "x direct", "x proxy",
+		"cpu/req", "p50", "p99", "p99.9", "p99-dir", "lag p99", "open req", "errors")
 	for i, f := range figs {
-		fmt.Printf("%-19s %-46s %10.0f %8.2fx %8.2fx %9s %9s %9s %8s %8s %9d %6d\n", f.Name, configs[i].desc, f.RPS, f.VsDirect, f.VsProxy,
-			fmtUS(f.P50us), fmtUS(f.P99us), fmtUS(f.P999us), fmtUS(f.P99OverDirUs), fmtUS(f.SendLagP99us), f.OpenRequests, f.Errors+f.Non2xx)
+		fmt.Printf("%-19s %-46s %10.0f %8.2fx %8.2fx %8s %9s %9s %9s %8s %8s %9d %6d\n", f.Name, configs[i].desc, f.RPS, f.VsDirect, f.VsProxy,
+			fmtUS(f.CPUPerReqUs), fmtUS(f.P50us), fmtUS(f.P99us), fmtUS(f.P999us), fmtUS(f.P99OverDirUs), fmtUS(f.SendLagP99us), f.OpenRequests, f.Errors+f.Non2xx)
 	}
+	fmt.Printf("\ncpu/req: CPU time of the serving process (the proxy process; the backend for direct) per closed-loop request; x proxy by CPU: ")
+	for i, f := range figs {
+		if i > 0 {
+			fmt.Print("; ")
+		}
+		if f.CPUPerReqUs > 0 {
+			fmt.Printf("%s %.2fx", f.Name, figs[1].CPUPerReqUs/f.CPUPerReqUs)
+		}
+	}
+	fmt.Println()
 	fmt.Printf("\nreq/s: closed loop, mean of %d rounds (per round: ", rounds)
 	for i, f := range figs {
 		if i > 0 {
@@ -307,12 +385,33 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 			fmt.Printf(" %.0f", v)
 		}
 	}
-	fmt.Printf(")\nlatency: open loop at %.0f req/s, from the scheduled send time, all rounds pooled; lag = how late the load generator started a send (included in the latency)\n", rate)
+	fmt.Printf(")\np99 per round:")
+	for i, f := range figs {
+		if i > 0 {
+			fmt.Print(";")
+		}
+		fmt.Printf(" %s", f.Name)
+		for _, v := range f.P99RoundsUs {
+			fmt.Printf(" %s", fmtUS(v))
+		}
+	}
+	fmt.Printf("\nlatency: open loop at %.0f req/s, from the scheduled send time, all rounds pooled; lag = how late the load generator started a send (included in the latency)\n", rate)
 	loadgen.PrintGoals(rep.Goals, 72)
 	if jsonPath != "" {
 		return loadgen.WriteJSON(jsonPath, rep)
 	}
 	return nil
+}
+
+// process names the process serving a configuration: direct, proxy or gateway.
+func process(config string) string {
+	switch {
+	case config == "bare-proxy":
+		return "proxy"
+	case strings.HasPrefix(config, "gateway"):
+		return "gateway"
+	}
+	return config
 }
 
 func target(c config) loadgen.Target {
@@ -352,38 +451,85 @@ func fmtUS(v float64) string {
 	return fmt.Sprintf("%.0fus", v)
 }
 
-// runServe is the proxy process: the gateway and the bare proxy, each on its own listener.
-func runServe(backendAddr string) error {
+// runServe is a proxy process: the gateway (with the GC settings cmd/gateway applies by default)
+// or the bare proxy (with Go's), on a listener of its own, and net/http/pprof with pprofOn.
+func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimit string) error {
+	var h http.Handler
+	var srv *http.Server
+	switch which {
+	case "gateway":
+		lim, err := gateway.ParseMemoryLimit(memoryLimit)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "bench gateway process:", gateway.ApplyGC(gateway.GCSettings{Percent: gcPercent, MemoryLimit: lim}, true, true))
+		g, err := newBenchGateway(backendAddr)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go g.Run(ctx)
+		srv = g.HTTPServer("")
+	case "proxy":
+		h = bareProxy(backendAddr)
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	default:
+		return fmt.Errorf("-serve %q: want gateway or proxy", which)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- srv.Serve(l) }()
+	fmt.Printf("serving %s %s\n", which, l.Addr())
+	if pprofOn {
+		ql, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go func() { errs <- http.Serve(ql, pprofMux()) }()
+		fmt.Printf("serving pprof %s\n", ql.Addr())
+	}
+	fmt.Println("serving done")
+	// Stop when the parent goes away (our stdin is /dev/null; the parent kills us on exit).
+	err = <-errs
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// newBenchGateway is the gateway of the benchmark: the bench snapshot applied, in local-development
+// mode (the endpoint is bench.localhost).
+func newBenchGateway(backendAddr string) (*gateway.Gateway, error) {
 	host, portStr, err := net.SplitHostPort(backendAddr)
 	if err != nil || host == "" {
-		return fmt.Errorf("-backend %q: want host:port", backendAddr)
+		return nil, fmt.Errorf("-backend %q: want host:port", backendAddr)
 	}
 	var port int32
 	if _, err := fmt.Sscanf(portStr, "%d", &port); err != nil {
-		return err
+		return nil, err
 	}
 	snap, err := benchSnapshot(port)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g, err := gateway.New(gateway.Options{LocalDev: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := g.Apply(snap); err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go g.Run(ctx)
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	gs := g.HTTPServer("")
+	return g, nil
+}
 
+// bareProxy is httputil.ReverseProxy to the backend, as a user would set one up.
+func bareProxy(backendAddr string) http.Handler {
 	backendURL := &url.URL{Scheme: "http", Host: backendAddr}
-	rp := &httputil.ReverseProxy{
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(backendURL)
 			pr.SetXForwarded()
@@ -403,21 +549,6 @@ func runServe(backendAddr string) error {
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	ps := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errs := make(chan error, 2)
-	go func() { errs <- gs.Serve(gl) }()
-	go func() { errs <- ps.Serve(pl) }()
-	fmt.Printf("serving gateway %s\nserving proxy %s\n", gl.Addr(), pl.Addr())
-	// Stop when the parent goes away (our stdin is /dev/null; the parent kills us on exit).
-	err = <-errs
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }
 
 // benchSnapshot compiles the Service "full" (the three policies, as the compiler defaults them) from

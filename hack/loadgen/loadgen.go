@@ -26,10 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,56 +79,84 @@ func quantile(s []time.Duration, q float64) time.Duration {
 	return s[i]
 }
 
-// NewClient returns a client for c concurrent connections: keep-alive connections reused (one idle
-// connection kept per worker), no compression, no proxy from the environment, HTTP/1.1.
-func NewClient(c int) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        c,
-		MaxIdleConnsPerHost: c,
-		MaxConnsPerHost:     c,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}, Timeout: 30 * time.Second}
-}
-
-// worker sends requests on one client; it keeps a request and a read buffer.
+// worker sends requests on one connection of a client at a time; it keeps the serialised request.
 type worker struct {
-	client *http.Client
-	req    *http.Request
-	buf    []byte
+	client   *Client
+	addr     string
+	req      []byte
+	deadline time.Time // of every read and write: the end of the run plus 30s
+	cn       atomic.Pointer[conn]
 }
 
-func newWorker(ctx context.Context, client *http.Client, t Target) (*worker, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+func newWorker(client *Client, t Target, deadline time.Time) (*worker, error) {
+	addr, req, err := rawRequest(t)
 	if err != nil {
 		return nil, err
 	}
-	if t.Host != "" {
-		req.Host = t.Host
-	}
-	for k, v := range t.Header {
-		req.Header[k] = v
-	}
-	return &worker{client: client, req: req, buf: make([]byte, 32<<10)}, nil
+	return &worker{client: client, addr: addr, req: req, deadline: deadline}, nil
 }
 
-// do sends one request and reads and discards the body; ok is false on a transport error.
+// do sends one request and reads and discards the response; ok is false on a transport error
+// (the connection is then closed, and the next request opens another).
 func (w *worker) do() (status int, ok bool) {
-	resp, err := w.client.Do(w.req)
-	if err != nil {
-		return 0, false
-	}
-	for {
-		_, err := resp.Body.Read(w.buf)
-		if err != nil {
-			break
+	cn := w.cn.Load()
+	if cn == nil {
+		var err error
+		if cn, err = w.client.get(w.addr); err != nil {
+			return 0, false
 		}
+		_ = cn.nc.SetDeadline(w.deadline)
+		w.cn.Store(cn)
 	}
-	_ = resp.Body.Close()
-	return resp.StatusCode, true
+	status, keep, err := cn.roundTrip(w.req)
+	if err != nil || !keep {
+		_ = cn.nc.Close()
+		w.cn.Store(nil)
+	}
+	return status, err == nil
+}
+
+// release gives the worker's connection back to the client.
+func (w *worker) release() {
+	if cn := w.cn.Swap(nil); cn != nil {
+		w.client.put(cn)
+	}
+}
+
+// abort makes the worker's pending read or write fail at once (the run's context ended).
+func (w *worker) abort() {
+	if cn := w.cn.Load(); cn != nil {
+		_ = cn.nc.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// startWorkers makes n workers for a run ending at end; they are aborted when ctx ends.
+func startWorkers(ctx context.Context, client *Client, t Target, n int, end time.Time) ([]*worker, func(), error) {
+	workers := make([]*worker, n)
+	for i := range workers {
+		w, err := newWorker(client, t, end.Add(30*time.Second))
+		if err != nil {
+			return nil, nil, err
+		}
+		workers[i] = w
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, w := range workers {
+			w.abort()
+		}
+	})
+	return workers, func() {
+		stop()
+		for _, w := range workers {
+			if ctx.Err() != nil {
+				if cn := w.cn.Swap(nil); cn != nil {
+					_ = cn.nc.Close()
+				}
+				continue
+			}
+			w.release()
+		}
+	}, nil
 }
 
 type tally struct {
@@ -164,24 +192,21 @@ func merge(parts []*tally, elapsed time.Duration) *Result {
 
 // Closed runs a closed loop: concurrency workers, each sending its next request as soon as the
 // previous answer is read, for d.
-func Closed(ctx context.Context, client *http.Client, t Target, concurrency int, d time.Duration) (*Result, error) {
+func Closed(ctx context.Context, client *Client, t Target, concurrency int, d time.Duration) (*Result, error) {
 	if concurrency < 1 {
 		return nil, errors.New("loadgen: concurrency must be at least 1")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	parts := make([]*tally, concurrency)
-	workers := make([]*worker, concurrency)
-	for i := range workers {
-		w, err := newWorker(ctx, client, t)
-		if err != nil {
-			return nil, err
-		}
-		workers[i] = w
+	for i := range parts {
 		parts[i] = &tally{lat: make([]time.Duration, 0, 1<<14)}
 	}
 	start := time.Now()
 	deadline := start.Add(d)
+	workers, done, err := startWorkers(ctx, client, t, concurrency, deadline)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var wg sync.WaitGroup
 	for i, w := range workers {
 		wg.Go(func() {
@@ -208,7 +233,7 @@ func Closed(ctx context.Context, client *http.Client, t Target, concurrency int,
 // answer when its next request is due sends it as soon as it can, and that request's latency counts
 // from its scheduled time. concurrency bounds the requests in flight, so pick it well above
 // rate times the expected latency.
-func Open(ctx context.Context, client *http.Client, t Target, concurrency int, rate float64, d time.Duration) (*Result, error) {
+func Open(ctx context.Context, client *Client, t Target, concurrency int, rate float64, d time.Duration) (*Result, error) {
 	if concurrency < 1 || rate <= 0 {
 		return nil, errors.New("loadgen: concurrency must be at least 1 and rate positive")
 	}
@@ -217,20 +242,17 @@ func Open(ctx context.Context, client *http.Client, t Target, concurrency int, r
 		return nil, fmt.Errorf("loadgen: %v at %.0f/s is no request", d, rate)
 	}
 	interval := time.Duration(float64(time.Second) / rate)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	parts := make([]*tally, concurrency)
-	workers := make([]*worker, concurrency)
-	for i := range workers {
-		w, err := newWorker(ctx, client, t)
-		if err != nil {
-			return nil, err
-		}
-		workers[i] = w
+	for i := range parts {
 		n := total/concurrency + 1
 		parts[i] = &tally{lat: make([]time.Duration, 0, n), lag: make([]time.Duration, 0, n)}
 	}
 	start := time.Now().Add(5 * time.Millisecond) // let every worker reach its first wait
+	workers, done, err := startWorkers(ctx, client, t, concurrency, start.Add(d))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var wg sync.WaitGroup
 	for i, w := range workers {
 		wg.Go(func() {

@@ -190,11 +190,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 // and the body buffered when the request may be sent more than once.
 func (x *exchange) prepare() error {
 	r := x.in
-	h := r.Header.Clone()
-	if h == nil {
-		h = make(http.Header)
-	}
-	cleanRequestHeader(h)
+	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent
 	}
@@ -253,15 +249,27 @@ func (x *exchange) prepare() error {
 // noUserAgent is shared by every outbound request; its capacity of 1 makes any append copy it.
 var noUserAgent = []string{""}[:1:1]
 
-// hopByHop are the headers of one connection (RFC 9110 7.6.1), never forwarded.
+// hopByHop are the headers of one connection (RFC 9110 7.6.1), never forwarded. isHopByHop
+// matches exactly these, by length first.
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func isHopByHop(k string) bool {
-	for _, h := range hopByHop {
-		if strings.EqualFold(k, h) {
-			return true
-		}
+	switch len(k) {
+	case 2:
+		return strings.EqualFold(k, "Te")
+	case 7:
+		return strings.EqualFold(k, "Trailer") || strings.EqualFold(k, "Upgrade")
+	case 10:
+		return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Keep-Alive")
+	case 16:
+		return strings.EqualFold(k, "Proxy-Connection")
+	case 17:
+		return strings.EqualFold(k, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(k, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(k, "Proxy-Authorization")
 	}
 	return false
 }
@@ -271,27 +279,39 @@ func isResilienceHeader(k string) bool {
 	return len(k) >= len(p) && strings.EqualFold(k[:len(p)], p)
 }
 
-// cleanRequestHeader removes the hop-by-hop headers (those named by Connection too) and every
-// X-Resilience-* header a client sent.
-func cleanRequestHeader(h http.Header) {
-	for _, v := range h["Connection"] {
+// teTrailers is the only TE value forwarded; its capacity of 1 makes any append copy it.
+var teTrailers = []string{"trailers"}[:1:1]
+
+// outboundHeader returns the header of the outbound request: in's fields without the hop-by-hop
+// ones (those named by Connection too) and without any X-Resilience-* header a client sent. It
+// copies the map in one pass and shares the value slices of in, which nothing modifies (their
+// capacity is cut to their length, so an append copies); room is left for the gateway's own fields.
+func outboundHeader(in http.Header) http.Header {
+	h := make(http.Header, len(in)+2)
+	for k, vv := range in {
+		if isHopByHop(k) || isResilienceHeader(k) {
+			continue
+		}
+		h[k] = vv[:len(vv):len(vv)]
+	}
+	te := in["Te"]
+	for _, v := range in["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
 			if f = strings.TrimSpace(f); f != "" {
-				delete(h, http.CanonicalHeaderKey(f))
+				k := http.CanonicalHeaderKey(f)
+				delete(h, k)
+				if k == "Te" {
+					te = nil
+				}
 			}
-		}
-	}
-	te := h["Te"]
-	for k := range h {
-		if isHopByHop(k) || isResilienceHeader(k) {
-			delete(h, k)
 		}
 	}
 	for _, v := range te { // "TE: trailers" says the client accepts trailers: keep it, as httputil.ReverseProxy does
 		if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-			h["Te"] = []string{"trailers"}
+			h["Te"] = teTrailers
 		}
 	}
+	return h
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
