@@ -52,6 +52,16 @@ vet: ## Run go vet.
 test: manifests generate fmt vet setup-envtest ## Run every test (unit, envtest) on a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-reliability
+test-reliability: setup-envtest ## Faults, soak (RELIABILITY_SOAK, default 5m), hostile input and trust, on the real binaries.
+	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" go test -tags reliability -count=1 -timeout 30m -v ./test/reliability/ 2>&1 | tee $(LOCALBIN)/reliability.txt
+
+FUZZ_TIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZ_TIME each (host parsing, status codes, snapshots, header values).
+	@set -e; for pkg in $$(go list ./...); do 		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do 			echo "== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$pkg; 		done; 	done
+
 .PHONY: bench
 bench: ## Benchmark the patterns beside their anchor libraries and print a ratio table.
 	@mkdir -p $(LOCALBIN)

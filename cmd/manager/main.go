@@ -204,7 +204,7 @@ func run(c config) error {
 
 // watchGatewayStates tells the server when any manager replica changed a gateway's shared state.
 func watchGatewayStates(c cache.Cache, server *distribution.Server) manager.Runnable {
-	return manager.RunnableFunc(func(ctx context.Context) error {
+	return everyReplica(func(ctx context.Context) error {
 		inf, err := c.GetInformer(ctx, &corev1.ConfigMap{})
 		if err != nil {
 			return fmt.Errorf("watch gateway states: %w", err)
@@ -222,8 +222,15 @@ func watchGatewayStates(c cache.Cache, server *distribution.Server) manager.Runn
 }
 
 // streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
+// everyReplica is a Runnable that runs on every manager replica, leader or not. A bare RunnableFunc
+// would wait for leadership, and a standby replica would then not serve the gateways.
+type everyReplica manager.RunnableFunc
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
+
 func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Runnable {
-	return manager.RunnableFunc(func(ctx context.Context) error {
+	return everyReplica(func(ctx context.Context) error {
 		srv := &http.Server{
 			Addr:              addr,
 			Handler:           h,

@@ -158,6 +158,20 @@ func (s *Stack) StartGatewayAs(name string, a GatewayAddrs, extraArgs ...string)
 	return s.start(name, "gateway", false, args...)
 }
 
+// Running reports whether process name was started and has not exited.
+func (s *Stack) Running(name string) bool {
+	p := s.procs[name]
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Pid is the process ID of a running process, or 0.
 func (s *Stack) Pid(name string) int {
 	if p := s.procs[name]; p != nil {
@@ -238,7 +252,7 @@ func (s *Stack) gatewayIdentity(ctx context.Context) error {
 }
 
 func (s *Stack) start(name, binary string, kubeconfig bool, args ...string) error {
-	if _, running := s.procs[name]; running {
+	if s.Running(name) {
 		return fmt.Errorf("%s is already running", name)
 	}
 	cmd := exec.Command(filepath.Join(s.opts.BinDir, binary), args...)
