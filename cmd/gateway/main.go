@@ -26,8 +26,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,8 +49,10 @@ type config struct {
 	replica, clusterDomain              string
 	handMade, localDev, passThrough     bool
 	staleBytes                          int64
+	maxRequestBodyBytes                 int64
 	drainDelay                          time.Duration
 	readHeaderTimeout                   time.Duration
+	pprof                               bool
 }
 
 func main() {
@@ -66,7 +70,9 @@ func main() {
 	flag.BoolVar(&c.localDev, "local-dev", false, "local development: hand-made EndpointSlices, and FQDN endpoints under .localhost dial loopback")
 	flag.BoolVar(&c.passThrough, "allow-pass-through", false, "forward requests to in-cluster Services without a policy instead of refusing them")
 	flag.Int64Var(&c.staleBytes, "stale-cache-bytes", 64<<20, "memory bound of the stale responses kept for serveStale")
+	flag.Int64Var(&c.maxRequestBodyBytes, "max-request-body-bytes", 0, "largest request body forwarded, in bytes: a larger one gets 413 and is not sent upstream (0: no limit, as Envoy, Istio and Linkerd; bodies are streamed, so size costs the gateway no memory)")
 	flag.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, so load balancers that poll it stop sending first (in Kubernetes the preStop hook does this)")
+	flag.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the metrics address")
 	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
 	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
@@ -107,7 +113,7 @@ func run(c config, log *slog.Logger) error {
 	}
 	gw, err := gateway.New(gateway.Options{
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
-		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log,
+		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log, MaxRequestBodyBytes: c.maxRequestBodyBytes,
 		OnBreakerChange: func(e gateway.BreakerEvent) { client.Send(toChange(e)) },
 	})
 	if err != nil {
@@ -149,9 +155,20 @@ func run(c config, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok: snapshot version %d\n", gw.Version())
 	})
-	gw.Registry().MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The Go collector adds the live heap after the last GC, the figure that shows a leak whatever
+	// GOGC lets the heap grow to between collections.
+	gw.Registry().MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", promhttp.HandlerFor(gw.Registry(), promhttp.HandlerOpts{}))
+	if c.pprof {
+		metrics.HandleFunc("/debug/pprof/", pprof.Index)
+		metrics.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		metrics.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		metrics.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 
 	traffic := gw.HTTPServer(c.listen)
 	traffic.ReadHeaderTimeout = c.readHeaderTimeout

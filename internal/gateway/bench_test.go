@@ -17,8 +17,15 @@ limitations under the License.
 package gateway
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,3 +155,113 @@ func BenchmarkGatewayBenchPoliciesHeaders(b *testing.B) {
 		}
 	})
 }
+
+// benchBodyRT is backendRT with the 9-byte body the demo backend sends, so that the body copy runs.
+type benchBodyRT struct{}
+
+func (benchBodyRT) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{
+		"Content-Length": {"9"}, "Content-Type": {"text/plain; charset=utf-8"},
+		"Date": {"Thu, 26 Nov 2026 02:42:33 GMT"}, "X-Backend": {"bench"},
+	}, Body: io.NopCloser(strings.NewReader("hello, 42")), ContentLength: 9}, nil
+}
+
+// benchServer measures the gateway behind its own http.Server (HTTPServer) on a loopback listener,
+// driven by a raw keep-alive HTTP/1.1 client per goroutine, as make bench-gateway's load generator
+// is: the figures include net/http's server (request parsing, response header map, Clone, flush) and
+// the loopback syscalls, which the handler-only benchmarks leave out. rt is the upstream (nil: the
+// built-in transport to a real loopback backend).
+func benchServer(b *testing.B, p compile.Port, rt http.RoundTripper) {
+	o := Options{Transport: rt, LocalDev: true}
+	if rt == nil {
+		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Backend", "bench")
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, "hello, 42")
+		}))
+		b.Cleanup(backend.Close)
+		p.Endpoints = []compile.Endpoint{localEndpoint(b, backend)}
+	}
+	g, err := New(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.Close)
+	if err := g.Apply(snap(1, p)); err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := g.HTTPServer("")
+	go func() { _ = srv.Serve(l) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	reqBytes := []byte("GET /items HTTP/1.1\r\nHost: api.shop\r\nUser-Agent: loadgen\r\nX-User-ID: user-42\r\n\r\n")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 4096)
+		for pb.Next() {
+			if _, err := c.Write(reqBytes); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := readRawResponse(br); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// readRawResponse reads one 200 response with a Content-Length, allocating nothing.
+func readRawResponse(br *bufio.Reader) error {
+	clen := -1
+	for first := true; ; first = false {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if first {
+			if len(line) < 12 || string(line[9:12]) != "200" {
+				return fmt.Errorf("status line %q", line)
+			}
+			continue
+		}
+		if len(line) <= 2 {
+			break
+		}
+		const cl = "content-length:"
+		if len(line) > len(cl) && strings.EqualFold(string(line[:len(cl)]), cl) {
+			n, err := strconv.Atoi(strings.TrimSpace(string(line[len(cl):])))
+			if err != nil {
+				return err
+			}
+			clen = n
+		}
+	}
+	if clen < 0 {
+		return errors.New("no Content-Length")
+	}
+	_, err := br.Discard(clen)
+	return err
+}
+
+// BenchmarkServerBenchPolicies is the gateway-3-policies configuration behind the gateway's own
+// server, with an in-memory upstream.
+func BenchmarkServerBenchPolicies(b *testing.B) { benchServer(b, benchPolicies(), benchBodyRT{}) }
+
+// BenchmarkServerNoPolicy is a managed Service without policies behind the gateway's own server.
+func BenchmarkServerNoPolicy(b *testing.B) { benchServer(b, port(ep(1)), benchBodyRT{}) }
+
+// BenchmarkServerBenchPoliciesBackend is the whole data path of make bench-gateway in one process:
+// the gateway's server, its built-in transport and a real loopback backend (whose own server's
+// costs are counted too).
+func BenchmarkServerBenchPoliciesBackend(b *testing.B) { benchServer(b, benchPolicies(), nil) }

@@ -111,6 +111,14 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// MaxRequestHeaderBytes is the http.Server's MaxHeaderBytes in HTTPServer (default 1 MiB).
 	MaxRequestHeaderBytes int
+	// MaxRequestBodyBytes is the largest request body forwarded: a request whose Content-Length
+	// exceeds it gets 413 at once and nothing goes upstream; a body without Content-Length is cut
+	// when it passes it (413 if no response has been sent yet, the upstream request aborted, the
+	// try neither retried nor counted by the breaker). 0, the default, means no limit, as in Envoy,
+	// Istio and Linkerd: the gateway streams bodies (it buffers at most MaxReplayBody for retries),
+	// so a large body costs it no memory, and the right bound (uploads, bulk APIs) is the
+	// application's to choose. Negative values are refused.
+	MaxRequestBodyBytes int64
 }
 
 // BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of
@@ -189,6 +197,9 @@ func New(o Options) (*Gateway, error) {
 	}
 	if o.MaxRequestHeaderBytes <= 0 {
 		o.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
+	}
+	if o.MaxRequestBodyBytes < 0 {
+		return nil, fmt.Errorf("gateway: max request body bytes %d is negative", o.MaxRequestBodyBytes)
 	}
 	g := &Gateway{opts: o, clk: o.Clock, domain: domain, log: o.Logger}
 	reg := o.Registerer

@@ -55,6 +55,9 @@ type exchange struct {
 	bodyOnce   io.ReadCloser // a body that can be sent once only
 	replayable bool          // tries after the first can send the body again
 
+	bodyLimit   int64       // Options.MaxRequestBodyBytes; 0 for none
+	bodyLimited atomic.Bool // the body passed bodyLimit while streaming upstream
+
 	deadline time.Time     // of the overall timeout; zero without one
 	tried    atomic.Uint64 // endpoints tried, by index (the first 64)
 	attempts atomic.Int32  // tries that went past the breaker to the upstream stage
@@ -172,12 +175,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
-	x := &exchange{route: pr, in: r, now: g.clk.Now()}
+	x := &exchange{route: pr, in: r, now: g.clk.Now(), bodyLimit: g.opts.MaxRequestBodyBytes}
 	if err := x.prepare(); err != nil {
 		pr.svc.counters.inc(g.writeError(w, x, err))
 		return
 	}
 	resp, err := pr.chain.serve(r.Context(), x)
+	if err == nil && x.bodyLimited.Load() {
+		// The upstream answered before the body passed the limit, and nothing has been written to
+		// the client yet: it gets the 413 rather than an answer to a request never sent whole.
+		_ = resp.Body.Close()
+		resp, err = nil, tooLargeErr(-1, x.bodyLimit)
+	}
 	if err != nil {
 		pr.svc.counters.inc(g.writeError(w, x, err))
 		return
@@ -187,9 +196,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 }
 
 // prepare builds the outbound request template: the headers cleaned, X-Forwarded-For extended,
-// and the body buffered when the request may be sent more than once.
+// and the body buffered when the request may be sent more than once. A body over the limit is
+// refused here when its length is known, or when it passes the limit while being buffered.
 func (x *exchange) prepare() error {
 	r := x.in
+	if x.bodyLimit > 0 && r.ContentLength > x.bodyLimit {
+		return tooLargeErr(r.ContentLength, x.bodyLimit)
+	}
 	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent
@@ -215,7 +228,7 @@ func (x *exchange) prepare() error {
 	switch {
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 	case !x.route.replay || r.ContentLength > MaxReplayBody:
-		x.bodyOnce, x.replayable = r.Body, false
+		x.bodyOnce, x.replayable = x.limited(r.Body, 0), false
 		x.base.ContentLength = r.ContentLength
 	default:
 		var data []byte
@@ -224,7 +237,14 @@ func (x *exchange) prepare() error {
 			data = make([]byte, r.ContentLength)
 			_, err = io.ReadFull(r.Body, data)
 		} else {
-			data, err = io.ReadAll(io.LimitReader(r.Body, MaxReplayBody+1))
+			read := int64(MaxReplayBody)
+			if x.bodyLimit > 0 {
+				read = min(read, x.bodyLimit)
+			}
+			data, err = io.ReadAll(io.LimitReader(r.Body, read+1))
+			if err == nil && x.bodyLimit > 0 && int64(len(data)) > x.bodyLimit {
+				return tooLargeErr(-1, x.bodyLimit)
+			}
 		}
 		if err != nil {
 			return &gwError{kind: kindBadRequest, status: http.StatusBadRequest, msg: "could not read the request body"}
@@ -233,7 +253,7 @@ func (x *exchange) prepare() error {
 			x.bodyOnce = struct {
 				io.Reader
 				io.Closer
-			}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
+			}{io.MultiReader(bytes.NewReader(data), x.limited(r.Body, int64(len(data)))), r.Body}
 			x.replayable = false
 			x.base.ContentLength = -1
 			break
@@ -244,6 +264,15 @@ func (x *exchange) prepare() error {
 		}
 	}
 	return nil
+}
+
+// limited returns body, cut at the body limit when it has one and its length is unknown (net/http's
+// server holds a body with a Content-Length to that length); already is how much of it was read.
+func (x *exchange) limited(body io.ReadCloser, already int64) io.ReadCloser {
+	if x.bodyLimit <= 0 || x.in.ContentLength >= 0 {
+		return body
+	}
+	return &limitedBody{rc: body, n: x.bodyLimit - already, hit: &x.bodyLimited}
 }
 
 // noUserAgent is shared by every outbound request; its capacity of 1 makes any append copy it.
@@ -321,8 +350,9 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.Response) {
 	defer resp.Body.Close()
 	h := w.Header()
+	autoLength := serverSendsLength(x.in, resp)
 	for k, vv := range resp.Header {
-		if isHopByHop(k) || isResilienceHeader(k) {
+		if isHopByHop(k) || isResilienceHeader(k) || (autoLength && k == "Content-Length") {
 			continue
 		}
 		h[k] = vv
@@ -352,6 +382,29 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.R
 	for k, vv := range resp.Trailer {
 		h[k] = vv
 	}
+}
+
+// bufferBeforeChunking is the size of the buffer net/http's server fills before it sends a
+// response's header (bufferBeforeChunkingSize in net/http/server.go).
+const bufferBeforeChunking = 2048
+
+// serverSendsLength reports whether net/http's server will itself send resp's Content-Length, the
+// same value, so the gateway need not put it in the response header map: an HTTP/1.1 response
+// with a body of known length that fits the server's first buffer, to a request other than HEAD,
+// without trailers, written without a flush. The server then sends the header only when the
+// handler is done and sets Content-Length to the bytes written (chunkWriter.writeHeader), which
+// is resp.ContentLength. Leaving it out keeps a typical response header within the 8 fields a
+// small Go map holds, so the server's header map neither grows nor is cloned (at WriteHeader)
+// into a larger table: several allocations a request fewer.
+func serverSendsLength(in *http.Request, resp *http.Response) bool {
+	return resp.ContentLength >= 0 && resp.ContentLength <= bufferBeforeChunking &&
+		in.ProtoMajor == 1 && in.ProtoMinor >= 1 && in.Method != http.MethodHead &&
+		bodyAllowed(resp.StatusCode) && len(resp.Trailer) == 0 && len(resp.Header["Content-Length"]) == 1
+}
+
+// bodyAllowed reports whether a response with this status may have a body (RFC 9110 6.4.1).
+func bodyAllowed(status int) bool {
+	return (status < 100 || status > 199) && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 func copyBody(w http.ResponseWriter, src io.Reader, buf []byte, flush bool) error {
@@ -431,6 +484,7 @@ const (
 	kindTimeout                       // the overall timeout passed before the response headers
 	kindCanceled                      // the gateway (lost hedge, deadline) or the client ended it
 	kindBadRequest                    // the client's request could not be read
+	kindTooLarge                      // the client's request body passed the body limit
 )
 
 // gwError is a failure the gateway answers itself, with a one-line body naming the Service.

@@ -198,7 +198,14 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
+		if x.bodyLimited.Load() { // the client's fault: neither retried nor a breaker failure
+			return nil, tooLargeErr(-1, x.bodyLimit)
+		}
 		return nil, u.route.classify(ctx, err)
+	}
+	if x.bodyLimited.Load() {
+		_ = resp.Body.Close()
+		return nil, tooLargeErr(-1, x.bodyLimit)
 	}
 	return resp, nil
 }
