@@ -58,6 +58,7 @@ import (
 
 type config struct {
 	metricsAddr, probeAddr, streamAddr string
+	pprofAddr                          string
 	leaderElect                        bool
 	leaseDuration, renewDeadline       time.Duration
 	retryPeriod                        time.Duration
@@ -71,6 +72,7 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080", "address the Prometheus metrics endpoint binds to; 0 disables it")
+	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "address Go's profiler (/debug/pprof/) binds to; 0 disables it")
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
 	flag.StringVar(&c.streamAddr, "distribution-bind-address", ":9443", "address the gateways' snapshot stream (TLS) binds to")
 	flag.BoolVar(&c.leaderElect, "leader-elect", false, "elect a leader, so that only one manager replica writes status")
@@ -118,6 +120,7 @@ func run(c config) error {
 		}}},
 		Metrics:                metricsserver.Options{BindAddress: c.metricsAddr},
 		HealthProbeBindAddress: c.probeAddr,
+		PprofBindAddress:       c.pprofAddr,
 		LeaderElection:         c.leaderElect,
 		LeaderElectionID:       "resilience-operator.resilience.dev",
 		// The lease lives beside the CA Secret, in the operator's own namespace, in a cluster or not.

@@ -58,8 +58,11 @@ var (
 	binDir  string
 )
 
+// managerPprof is where the primary manager serves /debug/pprof/ (the soak forces GCs through it).
+var managerPprof = freeAddr()
+
 // managerArgs are the primary manager's flags: leader election on, as deployed.
-var managerArgs = []string{"--leader-elect"}
+var managerArgs = []string{"--leader-elect", "--pprof-bind-address=" + managerPprof}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -106,7 +109,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := stack.StartGateway(); err != nil {
+	if err := stack.StartGateway("--pprof"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -207,6 +210,10 @@ type backendServer struct {
 	hits atomic.Int64
 	// fail, when set, makes it answer 503.
 	fail atomic.Bool
+	// conns is the number of connections open to it (idle keep-alive ones included).
+	conns atomic.Int64
+	// handler, when set, answers instead of the default behaviour.
+	handler atomic.Pointer[http.Handler]
 	// seen records request paths that start with "/probe-" (to prove a request never arrived).
 	seen pathSet
 }
@@ -232,6 +239,10 @@ func (b *backendServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/probe-") {
 		b.seen.add(r.URL.Path)
 	}
+	if h := b.handler.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
 	_, _ = io.Copy(io.Discard, r.Body)
 	w.Header().Set("X-Backend", b.name)
 	if b.fail.Load() {
@@ -252,7 +263,14 @@ func backend(t *testing.T, ns, name string) *backendServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			b.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.conns.Add(-1)
+		}
+	}}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	port := l.Addr().(*net.TCPAddr).Port
