@@ -447,3 +447,136 @@ func TestMalformedOversizedAndSlowClients(t *testing.T) {
 		t.Errorf("a stalled connection stayed open %s", worst)
 	}
 }
+
+// Bodies over --max-request-body-bytes get 413 and never reach the upstream whole: announced by
+// Content-Length (refused before anything is sent) or chunked (cut where they cross the limit).
+func TestOversizedBodies(t *testing.T) {
+	ns := namespace(t, "hostile-body")
+	b := backend(t, ns, "upload")
+	var received atomic.Int64 // the largest body the backend read
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		for {
+			old := received.Load()
+			if n <= old || received.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		w.Header().Set("X-Backend", "upload")
+		fmt.Fprintf(w, "read %d bytes\n", n)
+	}))
+	b.handler.Store(&h)
+	apply(t, neverInTheWay(ns, "upload"))
+	host := "upload." + ns
+	enforced(t, opts.GatewayListen, host, 200)
+
+	post := func(body io.Reader, length int64) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+opts.GatewayListen+"/", body)
+		req.Host = host
+		req.ContentLength = length // -1: chunked
+		resp, err := trafficClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(msg))
+	}
+	if code, msg := post(strings.NewReader(strings.Repeat("x", 1<<20)), 1<<20); code != 200 {
+		t.Fatalf("a 1 MiB body: got %d %q, want 200", code, msg)
+	}
+	over := int64(maxBody + 1)
+	if code, msg := post(io.LimitReader(zeros{}, over), over); code != 413 || !strings.Contains(msg, "exceeds") {
+		t.Errorf("Content-Length one byte over the limit: got %d %q, want 413 with a reason", code, msg)
+	} else {
+		t.Logf("Content-Length over the limit: %d %s", code, msg)
+	}
+	if code, msg := post(io.LimitReader(zeros{}, 4*maxBody), -1); code != 413 {
+		t.Errorf("a chunked body of 4x the limit: got %d %q, want 413", code, msg)
+	} else {
+		t.Logf("chunked body over the limit: %d %s", code, msg)
+	}
+	if got := received.Load(); got > maxBody {
+		t.Errorf("the backend read a body of %d bytes, over the limit of %d", got, maxBody)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A spray of distinct keys against a keyed limit: the gateway keeps at most maxKeys buckets (the
+// rest share one overflow bucket), so its memory stays flat, and an active key keeps its own bucket.
+func TestKeySpray(t *testing.T) {
+	ns := namespace(t, "hostile-spray")
+	backend(t, ns, "spray")
+	apply(t, fmt.Sprintf(`
+apiVersion: resilience.dev/v1alpha1
+kind: RateLimit
+metadata: {name: spray, namespace: %[1]s}
+spec:
+  targetRefs: [{group: "", kind: Service, name: spray}]
+  limits: [{name: per-user, requests: 5, period: 1h, burst: 5, key: [{header: X-User-ID}], maxKeys: 1000}]
+`, ns))
+	host := "spray." + ns
+	enforced(t, opts.GatewayListen, host, 200)
+	asUser := func(user string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+opts.GatewayListen+"/", nil)
+		req.Host = host
+		req.Header.Set("X-User-ID", user)
+		resp, err := trafficClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 2 {
+		if c := asUser("alice"); c != 200 {
+			t.Fatalf("alice before the spray: %d", c)
+		}
+	}
+	before := figures(t, opts.GatewayMetrics, opts.GatewayMetrics, "go_gc_heap_live_bytes")
+
+	const keys, workers = 1000000, 32
+	var next, admitted, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= keys; i = next.Add(1) {
+				switch asUser(fmt.Sprintf("spray-%d", i)) {
+				case 200:
+					admitted.Add(1)
+				case 429:
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	trafficClient.CloseIdleConnections()
+	after := figures(t, opts.GatewayMetrics, opts.GatewayMetrics, "go_gc_heap_live_bytes")
+	t.Logf("%d distinct keys in %s: %d admitted, %d refused (maxKeys 1000, then one shared overflow bucket of 5); gateway live heap %.1f MiB before, %.1f MiB after",
+		keys, took.Round(time.Millisecond), admitted.Load(), refused.Load(), mib(before.heap), mib(after.heap))
+	if a := admitted.Load(); a > 1000+5+5 || a < 900 {
+		t.Errorf("%d spray requests admitted, want about 1000 (one per kept key) plus the overflow bucket's 5", a)
+	}
+	// 999,000 keys beyond the cap would cost well over 50 MiB if each got a bucket.
+	if grew := after.heap - before.heap; grew > 3<<20 {
+		t.Errorf("the gateway's live heap grew by %.1f MiB during the spray", mib(grew))
+	}
+	for i := range 3 {
+		if c := asUser("alice"); c != 200 {
+			t.Errorf("alice's request %d after the spray: %d, want 200 (her bucket had 3 tokens left)", i+3, c)
+		}
+	}
+	if c := asUser("alice"); c != 429 {
+		t.Errorf("alice's 6th request: %d, want 429", c)
+	}
+}

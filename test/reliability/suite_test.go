@@ -58,6 +58,9 @@ var (
 	binDir  string
 )
 
+// maxBody is the primary gateway's --max-request-body-bytes.
+const maxBody = 8 << 20
+
 // managerPprof is where the primary manager serves /debug/pprof/ (the soak forces GCs through it).
 var managerPprof = freeAddr()
 
@@ -109,7 +112,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := stack.StartGateway("--pprof"); err != nil {
+	if err := stack.StartGateway("--pprof", "--max-request-body-bytes="+strconv.Itoa(maxBody)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
