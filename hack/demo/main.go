@@ -140,9 +140,8 @@ func (d *demo) main(parent context.Context) error {
 	fmt.Printf("%s\n", since(t))
 
 	// Free ports, so the demo runs beside a `make run-local` or a test run.
-	opts := localstack.Options{BinDir: d.bin, Dir: d.dir, Output: d.syncLog(),
-		GatewayListen: freeAddr(), GatewayHealth: freeAddr(), GatewayMetrics: freeAddr(),
-		ManagerMetrics: freeAddr(), ManagerHealth: freeAddr(), ManagerStream: freeAddr()}
+	opts := localstack.FreeOptions(d.dir, d.syncLog())
+	opts.BinDir = d.bin
 	d.gateway = opts.GatewayListen
 	if d.stack, err = localstack.Start(opts, cp); err != nil {
 		return err
@@ -465,15 +464,9 @@ func (d *demo) tailLog(n int) {
 	if d.log == nil {
 		return
 	}
-	data, err := os.ReadFile(d.log.Name())
-	if err != nil || len(data) == 0 {
-		return
+	if tail := localstack.Tail(d.log.Name(), n); tail != "" {
+		fmt.Printf("--- last %d lines of %s ---\n%s\n", n, d.log.Name(), tail)
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	fmt.Printf("--- last %d lines of %s ---\n%s\n", len(lines), d.log.Name(), strings.Join(lines, "\n"))
 }
 
 // waitFor polls cond every 100 ms until it holds, timeout passes or ctx ends.
@@ -529,15 +522,6 @@ func httpOK(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

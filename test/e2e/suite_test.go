@@ -19,13 +19,11 @@ limitations under the License.
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,13 +60,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	for _, cmd := range []string{"manager", "gateway"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "./cmd/"+cmd)
-		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", cmd, err)
-			return 1
-		}
+	if err := localstack.Build(root, tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	cp, err := controlplane.Start()
 	if err != nil {
@@ -82,9 +76,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts = localstack.Options{BinDir: tmp, Dir: tmp, Output: logFile,
-		GatewayListen: freeAddr(), GatewayHealth: freeAddr(), GatewayMetrics: freeAddr(),
-		ManagerMetrics: freeAddr(), ManagerHealth: freeAddr(), ManagerStream: freeAddr()}
+	opts = localstack.FreeOptions(tmp, logFile)
 	if stack, err = localstack.Start(opts, cp); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -106,37 +98,17 @@ func run(m *testing.M) int {
 }
 
 func tailLog(lines int) {
-	data, err := os.ReadFile(logFile.Name())
-	if err != nil {
-		return
-	}
-	all := strings.Split(string(data), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, strings.Join(all, "\n"))
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, localstack.Tail(logFile.Name(), lines))
 }
 
 // kubectl runs the real kubectl against the local control plane.
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(controlplane.Kubectl(), append([]string{"--kubeconfig", stack.KubeconfigPath}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	out, err := stack.Kubectl(stdin, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
 }
 
 // response is what the tests need of one answer.

@@ -24,14 +24,12 @@ package reliability
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -82,13 +80,9 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	binDir = tmp
-	for _, cmd := range []string{"manager", "gateway"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "./cmd/"+cmd)
-		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", cmd, err)
-			return 1
-		}
+	if err := localstack.Build(root, tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if cp, err = controlplane.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -100,9 +94,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts = localstack.Options{BinDir: tmp, Dir: tmp, Output: logFile,
-		GatewayListen: freeAddr(), GatewayHealth: freeAddr(), GatewayMetrics: freeAddr(),
-		ManagerMetrics: freeAddr(), ManagerHealth: freeAddr(), ManagerStream: freeAddr()}
+	opts = localstack.FreeOptions(tmp, logFile)
 	if stack, err = localstack.Start(opts, cp); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -132,25 +124,10 @@ func run(m *testing.M) int {
 }
 
 func tailLog(lines int) {
-	data, err := os.ReadFile(logFile.Name())
-	if err != nil {
-		return
-	}
-	all := strings.Split(string(data), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, strings.Join(all, "\n"))
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, localstack.Tail(logFile.Name(), lines))
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = localstack.FreeAddr
 
 // kubectl runs the real kubectl against the local control plane and fails the test on error.
 func kubectl(t *testing.T, stdin string, args ...string) string {
@@ -163,14 +140,7 @@ func kubectl(t *testing.T, stdin string, args ...string) string {
 }
 
 // tryKubectl runs kubectl and returns its combined output and error.
-func tryKubectl(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(controlplane.Kubectl(), append([]string{"--kubeconfig", stack.KubeconfigPath}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
+func tryKubectl(stdin string, args ...string) (string, error) { return stack.Kubectl(stdin, args...) }
 
 func apply(t *testing.T, manifest string) {
 	t.Helper()
