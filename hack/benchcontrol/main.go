@@ -53,9 +53,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -63,6 +65,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/hack/loadgen"
@@ -74,6 +77,9 @@ import (
 
 const namespaces = 10
 
+// tracePath is the -trace flag: where the processes' logs are kept ("" to trace nothing).
+var tracePath string
+
 // Report is the JSON file.
 type Report struct {
 	Started   time.Time    `json:"started"`
@@ -82,6 +88,7 @@ type Report struct {
 	Compile   []CompileFig `json:"compile"`
 	Memory    *MemFig      `json:"memoryInProcess,omitempty"`
 	Stack     []StackFig   `json:"stack,omitempty"`
+	Trace     [][]Stages   `json:"trace,omitempty"`
 	Goals     []Goal       `json:"goals"`
 	Notes     []string     `json:"notes"`
 }
@@ -114,6 +121,7 @@ type StackFig struct {
 	Policies       int     `json:"policies"`
 	CreateSecs     float64 `json:"createSeconds"`
 	EnforcedSecs   float64 `json:"allEnforcedSeconds"`
+	SettledSecs    float64 `json:"statusSettledSeconds"`
 	Changes        int     `json:"changes"`
 	ApplyVia       string  `json:"applyVia"`
 	P50Ms          float64 `json:"applyToEnforcedP50Ms"`
@@ -140,8 +148,11 @@ func main() {
 	applyVia := flag.String("apply", "kubectl,api", "how changes are applied, each timed in turn: kubectl (kubectl apply --server-side) and/or api (one merge patch from this process)")
 	jsonPath := flag.String("json", "bin/bench-control.json", "write the results here as JSON")
 	memChild := flag.Bool("mem-child", false, "internal: measure memory in this process and print it as JSON")
+	flag.StringVar(&tracePath, "trace", "", "trace the real stack: run the manager with debug logs, keep the processes' logs in this file, "+
+		"and line up per change the API write, the manager's informer event, the build, the gateway's receipt and apply, and enforcement")
 	flag.Parse()
 	log.SetFlags(0)
+	ctrllog.SetLogger(logr.Discard()) // the client's API warnings would interleave with the tables
 	if *memChild {
 		m, err := measureMemory(*memPolicies, *keys)
 		if err != nil {
@@ -218,8 +229,8 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 		return err
 	}
 	if len(ss) > 0 {
-		figs, err := runStack(bin, ss, changes, applyVia)
-		rep.Stack = figs
+		figs, trace, err := runStack(bin, ss, changes, applyVia)
+		rep.Stack, rep.Trace = figs, trace
 		if err != nil {
 			return err
 		}
@@ -475,40 +486,45 @@ type stack struct {
 	backendPort int32
 	http        *http.Client
 	created     int
+	trace       [][]Stages
 }
 
-func runStack(bin string, sizes []int, changes int, applyVia string) (figs []StackFig, err error) {
+func runStack(bin string, sizes []int, changes int, applyVia string) (figs []StackFig, trace [][]Stages, err error) {
 	vias := strings.Split(applyVia, ",")
 	for _, v := range vias {
 		if v != "kubectl" && v != "api" {
-			return nil, fmt.Errorf("-apply %q: want kubectl, api or both", applyVia)
+			return nil, nil, fmt.Errorf("-apply %q: want kubectl, api or both", applyVia)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "bench-control-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(tmp)
-	logFile, err := os.Create(filepath.Join(tmp, "processes.log"))
+	logName := filepath.Join(tmp, "processes.log")
+	if tracePath != "" {
+		logName = tracePath
+	}
+	logFile, err := os.Create(logName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer logFile.Close()
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fmt.Printf("\nreal stack: local control plane (kube-apiserver + etcd), %s/manager and %s/gateway as processes (--local-dev)\n", bin, bin)
 	cp, err := controlplane.Start()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = cp.Stop() }()
 	cp.Config.QPS, cp.Config.Burst = 1000, 2000
 	addrs := make([]string, 6)
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	s := &stack{opts: localstack.Options{BinDir: absBin, Dir: tmp, Output: logFile,
@@ -516,7 +532,7 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 		ManagerMetrics: addrs[3], ManagerHealth: addrs[4], ManagerStream: addrs[5]},
 		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	if s.ls, err = localstack.Start(s.opts, cp); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.ls.Close()
 	defer func() {
@@ -528,19 +544,23 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	if s.k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx := context.Background()
-	if err := s.ls.StartManager(ctx); err != nil {
-		return nil, err
+	var managerArgs []string
+	if tracePath != "" {
+		managerArgs = []string{"--zap-log-level=debug", "--zap-time-encoding=rfc3339nano"}
+	}
+	if err := s.ls.StartManager(ctx, managerArgs...); err != nil {
+		return nil, nil, err
 	}
 	if err := s.ls.StartGateway(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// One backend for every Service: each Service's FQDN endpoint <name>.localhost dials loopback.
 	bl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }),
 		ReadHeaderTimeout: 5 * time.Second}
@@ -550,30 +570,30 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 	for i := range namespaces {
 		err := s.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns%d", i)}})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	fmt.Printf("  %9s %10s %12s %7s %8s %10s %10s %10s %12s %12s %12s\n", "policies", "create", "all enforced", "changes",
+	fmt.Printf("  %9s %10s %12s %10s %7s %8s %10s %10s %10s %12s %12s %12s\n", "policies", "create", "all enforced", "settled", "changes",
 		"via", "p50", "p99", "max", "apply call", "manager RSS", "gateway RSS")
 	for _, n := range sizes {
 		base, err := s.populate(ctx, n)
 		if err != nil {
-			return figs, fmt.Errorf("%d policies: %w", n, err)
+			return figs, s.trace, fmt.Errorf("%d policies: %w", n, err)
 		}
 		for vi, via := range vias {
 			f, err := s.changes(ctx, base, changes, via, vi)
 			if err != nil {
-				return figs, fmt.Errorf("%d policies: %w", n, err)
+				return figs, s.trace, fmt.Errorf("%d policies: %w", n, err)
 			}
 			figs = append(figs, f)
-			fmt.Printf("  %9d %9.1fs %11.1fs %7d %8s %8.1fms %8.1fms %8.1fms %10.1fms %8.0f MiB %8.0f MiB\n", f.Policies, f.CreateSecs,
-				f.EnforcedSecs, f.Changes, f.ApplyVia, f.P50Ms, f.P99Ms, f.MaxMs, f.ApplyCallP50Ms, f.ManagerRSSMiB, f.GatewayRSSMiB)
+			fmt.Printf("  %9d %9.1fs %11.1fs %9.1fs %7d %8s %8.1fms %8.1fms %8.1fms %10.1fms %8.0f MiB %8.0f MiB\n", f.Policies, f.CreateSecs,
+				f.EnforcedSecs, f.SettledSecs, f.Changes, f.ApplyVia, f.P50Ms, f.P99Ms, f.MaxMs, f.ApplyCallP50Ms, f.ManagerRSSMiB, f.GatewayRSSMiB)
 		}
 	}
 	fmt.Println("  create: creating the Services, EndpointSlices and policies (controller-runtime client, 16 at a time);" +
-		" all enforced: until the gateway enforces the last policy of each kind;\n  p50/p99/max: one changed RateLimit applied (via kubectl: kubectl apply --server-side; via api: one merge patch) -> X-RateLimit-Limit shows it at the gateway" +
+		" all enforced: until the gateway enforces the last policy of each kind;\n  settled: until every policy's status says Programmed at its generation (changes are timed after that);\n  p50/p99/max: one changed RateLimit applied (via kubectl: kubectl apply --server-side; via api: one merge patch) -> X-RateLimit-Limit shows it at the gateway" +
 		" (polled every 2 ms); apply call: the apply command alone;\n  RSS: VmRSS from /proc/<pid>/status after the changes (peak VmHWM in the JSON)")
-	return figs, nil
+	return figs, s.trace, nil
 }
 
 func tail(path string, lines int) string {
@@ -673,8 +693,53 @@ func (s *stack) populate(ctx context.Context, n int) (StackFig, error) {
 		}
 	}
 	f.EnforcedSecs = time.Since(start).Seconds()
-	time.Sleep(2 * time.Second) // let status writes settle before timing changes
+	// The changes are timed in a steady state: every policy's status written (Programmed at its
+	// generation). Until then the manager is still writing the status of the policies just created, and
+	// those writes compete with the changes for the API server and the CPU.
+	for {
+		settled, err := s.statusSettled(ctx)
+		if err != nil {
+			return f, err
+		}
+		if settled == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("status of only %d of %d policies settled within 10 minutes", settled, n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	f.SettledSecs = time.Since(start).Seconds()
 	return f, nil
+}
+
+// statusSettled counts the policies whose Programmed condition is True at their generation.
+func (s *stack) statusSettled(ctx context.Context) (int, error) {
+	var rls v1alpha1.RateLimitList
+	var cbs v1alpha1.CircuitBreakerList
+	var rps v1alpha1.RetryPolicyList
+	settled := 0
+	count := func(p v1alpha1.Policy) {
+		c := meta.FindStatusCondition(p.GetPolicyStatus().Conditions, v1alpha1.ConditionProgrammed)
+		if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == p.GetGeneration() {
+			settled++
+		}
+	}
+	for _, l := range []client.ObjectList{&rls, &cbs, &rps} {
+		if err := s.k8s.List(ctx, l); err != nil {
+			return 0, err
+		}
+	}
+	for i := range rls.Items {
+		count(&rls.Items[i])
+	}
+	for i := range cbs.Items {
+		count(&cbs.Items[i])
+	}
+	for i := range rps.Items {
+		count(&rps.Items[i])
+	}
+	return settled, nil
 }
 
 // changes times changes of one RateLimit each (round distinguishes the values of successive calls)
@@ -684,6 +749,10 @@ func (s *stack) changes(ctx context.Context, f StackFig, changes int, applyVia s
 	n := f.Policies
 
 	var lat, calls []time.Duration
+	var times []changeTimes
+	procs := map[string]string{"manager": "--distribution-bind-address=" + s.opts.ManagerStream, "gateway": "--listen=" + s.opts.GatewayListen,
+		"kube-apiserver": "child:kube-apiserver", "etcd": "child:etcd", "benchmark": "self"}
+	cpuBefore, wallStart := cpuTimes(procs), time.Now()
 	rls := n / 3
 	for k := range changes {
 		i := 3 * ((k * 7919) % rls) // a different RateLimit each time
@@ -695,8 +764,10 @@ func (s *stack) changes(ctx context.Context, f StackFig, changes int, applyVia s
 		}
 		calls = append(calls, time.Since(t0))
 		want := strconv.Itoa(requests)
+		ct := changeTimes{Namespace: ns, Name: name, Start: t0, Called: t0.Add(calls[len(calls)-1])}
 		for {
 			code, h, err := s.get(i)
+			ct.Polls++
 			if err == nil && code == 200 && h.Get("X-RateLimit-Limit") == want {
 				break
 			}
@@ -705,7 +776,20 @@ func (s *stack) changes(ctx context.Context, f StackFig, changes int, applyVia s
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		lat = append(lat, time.Since(t0))
+		ct.Enforced = time.Now()
+		lat = append(lat, ct.Enforced.Sub(t0))
+		times = append(times, ct)
+	}
+	cpuAfter, wall := cpuTimes(procs), time.Since(wallStart)
+	if tracePath != "" {
+		time.Sleep(500 * time.Millisecond) // let the last log lines reach the file
+		st, err := traceChanges(tracePath, times)
+		if err != nil {
+			return f, fmt.Errorf("trace: %w", err)
+		}
+		printStages(st)
+		printCPU(cpuBefore, cpuAfter, len(times), wall)
+		s.trace = append(s.trace, st)
 	}
 	slices.Sort(lat)
 	slices.Sort(calls)

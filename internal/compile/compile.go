@@ -16,11 +16,12 @@ limitations under the License.
 package compile
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
@@ -95,6 +97,23 @@ func Compile(in Input) (*Snapshot, error) {
 // concurrent use.
 type Compiler struct {
 	cache map[serviceKey]*compiledService
+	// valid remembers whether each policy (by UID and generation: its spec) passed validation.
+	valid map[policyGen]bool
+	// resolved remembers the winners of each namespace's policies of one kind, by the inputs of the
+	// resolution (the policies' UIDs and generations, the targeted Services' UIDs and resourceVersions).
+	resolved map[resolveKey]*resolution
+}
+
+type policyGen struct {
+	uid        types.UID
+	generation int64
+}
+
+type resolveKey struct{ kind, namespace string }
+
+type resolution struct {
+	inputs  string
+	winners map[portKey]string // port -> name of the governing policy
 }
 
 type compiledService struct {
@@ -107,6 +126,8 @@ type compiledService struct {
 func (c *Compiler) Compile(in Input) (*Encoded, error) {
 	if c.cache == nil {
 		c.cache = map[serviceKey]*compiledService{}
+		c.valid = map[policyGen]bool{}
+		c.resolved = map[resolveKey]*resolution{}
 	}
 	return compile(in, c)
 }
@@ -141,33 +162,41 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 		return ports[ns][k]
 	}
 
-	rls := byNamespace(in.RateLimits, func(p *v1alpha1.RateLimit) bool { return len(policy.ValidateRateLimit(&p.Spec)) == 0 })
+	var valid map[policyGen]bool
+	if c != nil {
+		valid = make(map[policyGen]bool, len(c.valid))
+	}
+	rls := byNamespace(c, valid, in.RateLimits, func(p *v1alpha1.RateLimit) bool { return len(policy.ValidateRateLimit(&p.Spec)) == 0 })
 	for ns, list := range rls {
-		for k, p := range winners("RateLimit", list, services[ns]) {
+		for k, p := range winners(c, "RateLimit", ns, list, services[ns]) {
 			portFor(ns, k).rl = p
 		}
 		refs = appendRefs(refs, "RateLimit", list)
 	}
-	cbs := byNamespace(in.CircuitBreakers, func(p *v1alpha1.CircuitBreaker) bool { return len(policy.ValidateCircuitBreaker(&p.Spec)) == 0 })
+	cbs := byNamespace(c, valid, in.CircuitBreakers, func(p *v1alpha1.CircuitBreaker) bool { return len(policy.ValidateCircuitBreaker(&p.Spec)) == 0 })
 	for ns, list := range cbs {
-		for k, p := range winners("CircuitBreaker", list, services[ns]) {
+		for k, p := range winners(c, "CircuitBreaker", ns, list, services[ns]) {
 			portFor(ns, k).cb = p
 		}
 		refs = appendRefs(refs, "CircuitBreaker", list)
 	}
-	rps := byNamespace(in.RetryPolicies, func(p *v1alpha1.RetryPolicy) bool { return len(policy.ValidateRetryPolicy(&p.Spec)) == 0 })
+	rps := byNamespace(c, valid, in.RetryPolicies, func(p *v1alpha1.RetryPolicy) bool { return len(policy.ValidateRetryPolicy(&p.Spec)) == 0 })
 	for ns, list := range rps {
-		for k, p := range winners("RetryPolicy", list, services[ns]) {
+		for k, p := range winners(c, "RetryPolicy", ns, list, services[ns]) {
 			portFor(ns, k).rp = p
 		}
 		refs = appendRefs(refs, "RetryPolicy", list)
 	}
+	if c != nil {
+		c.valid = valid
+		c.dropStaleResolutions(rls, cbs, rps)
+	}
 
-	slices := map[string][]*discoveryv1.EndpointSlice{} // namespace/service -> slices
+	epSlices := map[string][]*discoveryv1.EndpointSlice{} // namespace/service -> slices
 	for i := range in.EndpointSlices {
 		s := &in.EndpointSlices[i]
 		if svc := s.Labels[discoveryv1.LabelServiceName]; svc != "" {
-			slices[s.Namespace+"/"+svc] = append(slices[s.Namespace+"/"+svc], s)
+			epSlices[s.Namespace+"/"+svc] = append(epSlices[s.Namespace+"/"+svc], s)
 		}
 	}
 
@@ -195,7 +224,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 			key := serviceKey{ns, name}
 			var inputs string
 			if c != nil {
-				inputs = inputsOf(svc, slices[ns+"/"+name], byPort, replicas)
+				inputs = inputsOf(svc, epSlices[ns+"/"+name], byPort, replicas)
 				if prev := c.cache[key]; prev != nil && inputs != "" && prev.inputs == inputs {
 					cache[key] = prev
 					out = append(out, managedService{key: key, svc: prev.svc, enc: prev.enc, hit: true})
@@ -221,7 +250,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 						p.Retry = compileRetry(w.rp, k)
 					}
 				}
-				p.Endpoints = endpointsFor(sp, slices[ns+"/"+name])
+				p.Endpoints = endpointsFor(sp, epSlices[ns+"/"+name])
 				svcOut.Ports = append(svcOut.Ports, p)
 			}
 			sort.Slice(svcOut.Ports, func(i, j int) bool { return svcOut.Ports[i].Port < svcOut.Ports[j].Port })
@@ -239,9 +268,8 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 			out = append(out, ms)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].key, out[j].key
-		return a.namespace < b.namespace || (a.namespace == b.namespace && a.name < b.name)
+	slices.SortFunc(out, func(a, b managedService) int {
+		return cmp.Or(strings.Compare(a.key.namespace, b.key.namespace), strings.Compare(a.key.name, b.key.name))
 	})
 	for _, ms := range out {
 		snap.Services = append(snap.Services, ms.svc)
@@ -264,57 +292,95 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 
 // inputsOf names everything the compiled form of one Service depends on, or returns "" when some
 // input cannot be named (an object without a resourceVersion, a policy without UID or generation).
-func inputsOf(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, byPort map[portKey]*portWinners, replicas int) string {
+func inputsOf(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[portKey]*portWinners, replicas int) string {
 	if svc.ResourceVersion == "" || svc.UID == "" {
 		return ""
 	}
-	var b strings.Builder
-	b.WriteString(string(svc.UID))
-	b.WriteByte('@')
-	b.WriteString(svc.ResourceVersion)
-	b.WriteString("|r")
-	b.WriteString(strconv.Itoa(replicas))
-	ids := make([]string, 0, len(slices))
-	for _, s := range slices {
+	b := make([]byte, 0, 160)
+	b = append(b, svc.UID...)
+	b = append(b, '@')
+	b = append(b, svc.ResourceVersion...)
+	b = append(b, "|r"...)
+	b = strconv.AppendInt(b, int64(replicas), 10)
+	ids := make([]string, 0, len(eps))
+	for _, s := range eps {
 		if s.ResourceVersion == "" || s.UID == "" {
 			return ""
 		}
 		ids = append(ids, string(s.UID)+"@"+s.ResourceVersion)
 	}
-	sort.Strings(ids)
+	if len(ids) > 1 {
+		slices.Sort(ids)
+	}
 	for _, id := range ids {
-		b.WriteString("|s")
-		b.WriteString(id)
+		b = append(b, "|s"...)
+		b = append(b, id...)
 	}
 	for _, sp := range svc.Spec.Ports {
 		w := byPort[portKey{Service: svc.Name, Port: sp.Port}]
 		if w == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "|p%d", sp.Port)
-		for _, p := range []v1alpha1.Policy{w.rl, w.cb, w.rp} {
-			if reflect.ValueOf(p).IsNil() {
-				b.WriteString(",-")
-				continue
-			}
-			if p.GetUID() == "" || p.GetGeneration() == 0 {
-				return ""
-			}
-			fmt.Fprintf(&b, ",%s@%d", p.GetUID(), p.GetGeneration())
+		b = append(b, "|p"...)
+		b = strconv.AppendInt(b, int64(sp.Port), 10)
+		var ok bool
+		if b, ok = appendPolicyID(b, w.rl); !ok {
+			return ""
+		}
+		if b, ok = appendPolicyID(b, w.cb); !ok {
+			return ""
+		}
+		if b, ok = appendPolicyID(b, w.rp); !ok {
+			return ""
 		}
 	}
-	return b.String()
+	return string(b)
+}
+
+// appendPolicyID appends ",uid@generation" of a policy, or ",-" for none; false when it has no UID or
+// generation.
+func appendPolicyID[P interface {
+	*T
+	v1alpha1.Policy
+}, T any](b []byte, p P) ([]byte, bool) {
+	if p == nil {
+		return append(b, ",-"...), true
+	}
+	if p.GetUID() == "" || p.GetGeneration() == 0 {
+		return b, false
+	}
+	b = append(b, ',')
+	b = append(b, p.GetUID()...)
+	b = append(b, '@')
+	return strconv.AppendInt(b, p.GetGeneration(), 10), true
 }
 
 // byNamespace groups the valid, live policies of one kind by namespace.
+// With a Compiler, a policy at a UID and generation validated before is not validated again (its spec
+// is the same); seen receives the validity of every policy of this compile.
 func byNamespace[T any, P interface {
 	*T
 	v1alpha1.Policy
-}](items []T, valid func(P) bool) map[string][]P {
+}](c *Compiler, seen map[policyGen]bool, items []T, valid func(P) bool) map[string][]P {
 	out := map[string][]P{}
 	for i := range items {
 		p := P(&items[i])
-		if p.GetDeletionTimestamp() != nil || !valid(p) {
+		if p.GetDeletionTimestamp() != nil {
+			continue
+		}
+		var ok, known bool
+		k := policyGen{p.GetUID(), p.GetGeneration()}
+		cacheable := c != nil && k.uid != "" && k.generation != 0
+		if cacheable {
+			ok, known = c.valid[k]
+		}
+		if !known {
+			ok = valid(p)
+		}
+		if cacheable {
+			seen[k] = ok
+		}
+		if !ok {
 			continue
 		}
 		out[p.GetNamespace()] = append(out[p.GetNamespace()], p)
@@ -323,19 +389,97 @@ func byNamespace[T any, P interface {
 }
 
 // winners resolves one namespace's policies of one kind and returns the policy governing each port.
-func winners[P v1alpha1.Policy](kind string, list []P, services map[string]*corev1.Service) map[portKey]P {
-	candidates := make([]policy.Candidate, len(list))
+// A Compiler (c non-nil) reuses the last resolution of the namespace and kind when its inputs are the
+// same.
+func winners[P v1alpha1.Policy](c *Compiler, kind, ns string, list []P, services map[string]*corev1.Service) map[portKey]P {
 	byName := make(map[string]P, len(list))
-	for i, p := range list {
-		candidates[i] = policy.Candidate{Name: p.GetName(), Created: p.GetCreationTimestamp().Time, Refs: p.GetTargetRefs()}
+	for _, p := range list {
 		byName[p.GetName()] = p
 	}
-	res := policy.Resolve(kind, candidates, services)
-	out := make(map[portKey]P, len(res.Winners))
-	for k, name := range res.Winners {
+	var names map[portKey]string
+	var inputs string
+	key := resolveKey{kind, ns}
+	if c != nil {
+		inputs = resolveInputs(list, services)
+		if prev := c.resolved[key]; prev != nil && inputs != "" && prev.inputs == inputs {
+			names = prev.winners
+		}
+	}
+	if names == nil {
+		candidates := make([]policy.Candidate, len(list))
+		for i, p := range list {
+			candidates[i] = policy.Candidate{Name: p.GetName(), Created: p.GetCreationTimestamp().Time, Refs: p.GetTargetRefs()}
+		}
+		names = policy.Resolve(kind, candidates, services).Winners
+		if c != nil {
+			if inputs != "" {
+				c.resolved[key] = &resolution{inputs: inputs, winners: names}
+			} else {
+				delete(c.resolved, key)
+			}
+		}
+	}
+	out := make(map[portKey]P, len(names))
+	for k, name := range names {
 		out[k] = byName[name]
 	}
 	return out
+}
+
+// resolveInputs names what policy.Resolve reads of one namespace's policies of one kind: each policy
+// (its name, creation and targets: UID and generation, in list order) and each Service it targets
+// (UID and resourceVersion, or absent); "" when some input cannot be named.
+func resolveInputs[P v1alpha1.Policy](list []P, services map[string]*corev1.Service) string {
+	parts := make([]string, 0, len(list)) // one per policy, sorted: the cache lists in no set order
+	var b []byte
+	for _, p := range list {
+		if p.GetUID() == "" || p.GetGeneration() == 0 {
+			return ""
+		}
+		b = append(b[:0], p.GetName()...)
+		b = append(b, '=')
+		b = append(b, p.GetUID()...)
+		b = append(b, '@')
+		b = strconv.AppendInt(b, p.GetGeneration(), 10)
+		for _, ref := range p.GetTargetRefs() {
+			b = append(b, '>')
+			b = append(b, ref.Name...)
+			svc := services[string(ref.Name)]
+			if svc == nil {
+				b = append(b, '-')
+				continue
+			}
+			if svc.UID == "" || svc.ResourceVersion == "" {
+				return ""
+			}
+			b = append(b, '=')
+			b = append(b, svc.UID...)
+			b = append(b, '@')
+			b = append(b, svc.ResourceVersion...)
+		}
+		parts = append(parts, string(b))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ";")
+}
+
+// dropStaleResolutions forgets the resolutions of namespaces and kinds that have no valid policy now.
+func (c *Compiler) dropStaleResolutions(rls map[string][]*v1alpha1.RateLimit, cbs map[string][]*v1alpha1.CircuitBreaker,
+	rps map[string][]*v1alpha1.RetryPolicy) {
+	for k := range c.resolved {
+		var ok bool
+		switch k.kind {
+		case "RateLimit":
+			_, ok = rls[k.namespace]
+		case "CircuitBreaker":
+			_, ok = cbs[k.namespace]
+		case "RetryPolicy":
+			_, ok = rps[k.namespace]
+		}
+		if !ok {
+			delete(c.resolved, k)
+		}
+	}
 }
 
 func appendRefs[P v1alpha1.Policy](refs []PolicyRef, kind string, list []P) []PolicyRef {
@@ -375,7 +519,7 @@ func inForce(snap *Snapshot, refs []PolicyRef) []PolicyRef {
 			kept = append(kept, keyed{k, r})
 		}
 	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
+	slices.SortFunc(kept, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	out := make([]PolicyRef, len(kept))
 	for i, k := range kept {
 		out[i] = k.ref

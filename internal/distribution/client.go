@@ -187,6 +187,7 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20) // snapshots of many policies are large
 	for sc.Scan() {
+		received := time.Now()
 		var f ServerFrame
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			return fmt.Errorf("decode frame: %w", err)
@@ -194,7 +195,7 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 		if len(f.Snapshot) == 0 && len(f.Delta) == 0 {
 			continue // heartbeat
 		}
-		ack := c.handle(&f)
+		ack := c.handle(&f, received)
 		select {
 		case frames <- GatewayFrame{Ack: ack}:
 		case <-ctx.Done():
@@ -208,9 +209,20 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 }
 
 // handle applies one snapshot or delta frame and returns the ack.
-func (c *Client) handle(f *ServerFrame) *Ack {
+func (c *Client) handle(f *ServerFrame, received time.Time) *Ack {
 	ack := &Ack{Version: f.Version}
 	var err error
+	var decoded time.Time
+	defer func() {
+		if decoded.IsZero() {
+			return
+		}
+		// The version is the manager's wall-clock milliseconds at publishing: "sincePublish" is the
+		// time on the wire and in the read path, when both run on one clock.
+		c.Log.Info("received snapshot", "version", f.Version, "delta", len(f.Delta) > 0, "bytes", len(f.Snapshot)+len(f.Delta),
+			"sincePublish", received.Sub(time.UnixMilli(int64(f.Version))).String(), "decode", decoded.Sub(received).String(),
+			"apply", time.Since(decoded).String())
+	}()
 	switch {
 	case c.ApplySnapshot == nil && len(f.Snapshot) > 0:
 		err = c.Apply(f.Version, f.Snapshot)
@@ -222,6 +234,7 @@ func (c *Client) handle(f *ServerFrame) *Ack {
 		if c.held = 0; c.decoder.Holds() {
 			c.held = f.Version
 		}
+		decoded = time.Now()
 		if err == nil {
 			e.Version = f.Version
 			err = c.ApplySnapshot(f.Version, e)
@@ -242,6 +255,7 @@ func (c *Client) handle(f *ServerFrame) *Ack {
 			return ack
 		}
 		c.held = f.Version
+		decoded = time.Now()
 		if err == nil {
 			e.Version = f.Version
 			err = c.ApplySnapshot(f.Version, e)

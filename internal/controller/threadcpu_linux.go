@@ -1,0 +1,36 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+	http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"syscall"
+	"time"
+)
+
+// rusageThread is RUSAGE_THREAD.
+const rusageThread = 1
+
+// threadCPU is the CPU time of the calling thread, or 0 when not tracing or unknown.
+func threadCPU(trace bool) time.Duration {
+	if !trace {
+		return 0
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
