@@ -60,7 +60,11 @@ FUZZ_TIME ?= 10s
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_TIME each (host parsing, status codes, snapshots, header values).
-	@set -e; for pkg in $$(go list ./...); do 		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do 			echo "== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$pkg; 		done; 	done
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for f in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$(dirname $$file) $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./$$(dirname $$file); \
+		done; \
+	done
 
 .PHONY: bench
 bench: ## Benchmark the patterns beside their anchor libraries and print a ratio table.
