@@ -77,20 +77,27 @@ import (
 
 const namespaces = 10
 
+// stackKeys is the -stack-keys flag.
+var stackKeys int
+
+// heapProfiles is the -heap-profiles flag: a directory for the gateway's heap profiles ("" for none).
+var heapProfiles string
+
 // tracePath is the -trace flag: where the processes' logs are kept ("" to trace nothing).
 var tracePath string
 
 // Report is the JSON file.
 type Report struct {
-	Started   time.Time    `json:"started"`
-	GoVersion string       `json:"goVersion"`
-	CPUs      int          `json:"cpus"`
-	Compile   []CompileFig `json:"compile"`
-	Memory    *MemFig      `json:"memoryInProcess,omitempty"`
-	Stack     []StackFig   `json:"stack,omitempty"`
-	Trace     [][]Stages   `json:"trace,omitempty"`
-	Goals     []Goal       `json:"goals"`
-	Notes     []string     `json:"notes"`
+	Started   time.Time     `json:"started"`
+	GoVersion string        `json:"goVersion"`
+	CPUs      int           `json:"cpus"`
+	Compile   []CompileFig  `json:"compile"`
+	Memory    *MemFig       `json:"memoryInProcess,omitempty"`
+	Stack     []StackFig    `json:"stack,omitempty"`
+	StackMem  []StackMemFig `json:"stackMemory,omitempty"`
+	Trace     [][]Stages    `json:"trace,omitempty"`
+	Goals     []Goal        `json:"goals"`
+	Notes     []string      `json:"notes"`
 }
 
 // CompileFig is compile.Compile at one size.
@@ -144,10 +151,13 @@ func main() {
 	memPolicies := flag.Int("mem-policies", 10000, "policies in force for the in-process memory figure (0 skips it)")
 	keys := flag.Int("keys", 100000, "distinct X-User-ID values driven through a keyed limit for the memory figure")
 	stackSizes := flag.String("stack", "1000", "policy counts on the real stack, ascending (empty skips the stack)")
+	flag.IntVar(&stackKeys, "stack-keys", 100000, "after the timed changes at each stack size, drive this many distinct X-User-ID values through a keyed RateLimit on the real gateway, "+
+		"then 5 more changes and 30 s idle, reading the processes' RSS and the gateway's live heap in each phase (0 skips it)")
 	changes := flag.Int("changes", 50, "policy changes timed per stack size")
 	applyVia := flag.String("apply", "kubectl,api", "how changes are applied, each timed in turn: kubectl (kubectl apply --server-side) and/or api (one merge patch from this process)")
 	jsonPath := flag.String("json", "bin/bench-control.json", "write the results here as JSON")
 	memChild := flag.Bool("mem-child", false, "internal: measure memory in this process and print it as JSON")
+	flag.StringVar(&heapProfiles, "heap-profiles", "", "run the gateway with --pprof and keep its heap profile (after a GC) at the end of each memory phase in this directory")
 	flag.StringVar(&tracePath, "trace", "", "trace the real stack: run the manager with debug logs, keep the processes' logs in this file, "+
 		"and line up per change the API write, the manager's informer event, the build, the gateway's receipt and apply, and enforcement")
 	flag.Parse()
@@ -187,6 +197,7 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 		"memory in-process: a child process holding gateway.New with an in-memory upstream (no sockets); the keyed limit is on svc0 with maxKeys = keys",
 		"stack: Services are headless (the local API server's Service CIDR holds only ~250 cluster IPs); one in-process backend behind every <svc>.localhost FQDN endpoint",
 		"stack RSS: VmRSS of the manager and gateway processes, found in /proc by their unique listen-address arguments",
+		"stack memory: VmRSS every second; the gateway's live heap (go_gc_heap_live_bytes) and heap in use scraped from its /metrics every 15 s and at each phase end; keys through a keyed RateLimit on Service ns0/keyed (one more policy)",
 	}}
 	fmt.Printf("bench-control: %d CPUs, %s\n", rep.CPUs, rep.GoVersion)
 	cs, err := sizes(compileSizes)
@@ -229,8 +240,8 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 		return err
 	}
 	if len(ss) > 0 {
-		figs, trace, err := runStack(bin, ss, changes, applyVia)
-		rep.Stack, rep.Trace = figs, trace
+		figs, trace, mem, err := runStack(bin, ss, changes, applyVia)
+		rep.Stack, rep.Trace, rep.StackMem = figs, trace, mem
 		if err != nil {
 			return err
 		}
@@ -245,6 +256,12 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 		if f.Policies == 1000 {
 			rep.Goals = append(rep.Goals, Goal{Goal: "apply->enforced p99 under 200 ms with 1,000 policies (apply via " + f.ApplyVia + ")",
 				Actual: fmt.Sprintf("%.0f ms", f.P99Ms), Met: f.P99Ms < 200})
+		}
+	}
+	for _, f := range rep.StackMem {
+		if f.Policies == 10000 && f.Keys == 100000 {
+			rep.Goals = append(rep.Goals, Goal{Goal: "gateway memory with 10,000 policies and 100,000 keys under 200 MiB (real gateway process, peak VmHWM)",
+				Actual: fmt.Sprintf("%.0f MiB", f.GatewayHWMMiB), Met: f.GatewayHWMMiB < 200})
 		}
 	}
 	if m := rep.Memory; m != nil && m.Policies == 10000 && m.Keys == 100000 {
@@ -485,20 +502,21 @@ type stack struct {
 	k8s         client.Client
 	backendPort int32
 	http        *http.Client
+	keysHTTP    *http.Client
 	created     int
 	trace       [][]Stages
 }
 
-func runStack(bin string, sizes []int, changes int, applyVia string) (figs []StackFig, trace [][]Stages, err error) {
+func runStack(bin string, sizes []int, changes int, applyVia string) (figs []StackFig, trace [][]Stages, mem []StackMemFig, err error) {
 	vias := strings.Split(applyVia, ",")
 	for _, v := range vias {
 		if v != "kubectl" && v != "api" {
-			return nil, nil, fmt.Errorf("-apply %q: want kubectl, api or both", applyVia)
+			return nil, nil, nil, fmt.Errorf("-apply %q: want kubectl, api or both", applyVia)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "bench-control-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer os.RemoveAll(tmp)
 	logName := filepath.Join(tmp, "processes.log")
@@ -507,32 +525,33 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 	}
 	logFile, err := os.Create(logName)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer logFile.Close()
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fmt.Printf("\nreal stack: local control plane (kube-apiserver + etcd), %s/manager and %s/gateway as processes (--local-dev)\n", bin, bin)
 	cp, err := controlplane.Start()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer func() { _ = cp.Stop() }()
 	cp.Config.QPS, cp.Config.Burst = 1000, 2000
 	addrs := make([]string, 6)
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	s := &stack{opts: localstack.Options{BinDir: absBin, Dir: tmp, Output: logFile,
 		GatewayListen: addrs[0], GatewayHealth: addrs[1], GatewayMetrics: addrs[2],
 		ManagerMetrics: addrs[3], ManagerHealth: addrs[4], ManagerStream: addrs[5]},
-		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+		http:     &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}},
+		keysHTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	if s.ls, err = localstack.Start(s.opts, cp); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer s.ls.Close()
 	defer func() {
@@ -544,7 +563,7 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	if s.k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx := context.Background()
 	var managerArgs []string
@@ -552,15 +571,19 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 		managerArgs = []string{"--zap-log-level=debug", "--zap-time-encoding=rfc3339nano"}
 	}
 	if err := s.ls.StartManager(ctx, managerArgs...); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := s.ls.StartGateway(); err != nil {
-		return nil, nil, err
+	var gatewayArgs []string
+	if heapProfiles != "" {
+		gatewayArgs = append(gatewayArgs, "--pprof")
+	}
+	if err := s.ls.StartGateway(gatewayArgs...); err != nil {
+		return nil, nil, nil, err
 	}
 	// One backend for every Service: each Service's FQDN endpoint <name>.localhost dials loopback.
 	bl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	bs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }),
 		ReadHeaderTimeout: 5 * time.Second}
@@ -570,30 +593,45 @@ func runStack(bin string, sizes []int, changes int, applyVia string) (figs []Sta
 	for i := range namespaces {
 		err := s.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns%d", i)}})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	fmt.Printf("  %9s %10s %12s %10s %7s %8s %10s %10s %10s %12s %12s %12s\n", "policies", "create", "all enforced", "settled", "changes",
 		"via", "p50", "p99", "max", "apply call", "manager RSS", "gateway RSS")
-	for _, n := range sizes {
+	w := s.watchMemory(time.Now())
+	defer w.close()
+	from := 0
+	for round, n := range sizes {
+		w.setPhase("populate")
 		base, err := s.populate(ctx, n)
 		if err != nil {
-			return figs, s.trace, fmt.Errorf("%d policies: %w", n, err)
+			return figs, s.trace, mem, fmt.Errorf("%d policies: %w", n, err)
 		}
+		w.setPhase("timed changes")
 		for vi, via := range vias {
 			f, err := s.changes(ctx, base, changes, via, vi)
 			if err != nil {
-				return figs, s.trace, fmt.Errorf("%d policies: %w", n, err)
+				return figs, s.trace, mem, fmt.Errorf("%d policies: %w", n, err)
 			}
 			figs = append(figs, f)
 			fmt.Printf("  %9d %9.1fs %11.1fs %9.1fs %7d %8s %8.1fms %8.1fms %8.1fms %10.1fms %8.0f MiB %8.0f MiB\n", f.Policies, f.CreateSecs,
 				f.EnforcedSecs, f.SettledSecs, f.Changes, f.ApplyVia, f.P50Ms, f.P99Ms, f.MaxMs, f.ApplyCallP50Ms, f.ManagerRSSMiB, f.GatewayRSSMiB)
 		}
+		if stackKeys > 0 {
+			phases, err := s.memoryPhases(ctx, w, n, stackKeys, round)
+			var mf StackMemFig
+			mf, from = w.fig(n, stackKeys, phases, from)
+			mem = append(mem, mf)
+			printMemFig(mf)
+			if err != nil {
+				return figs, s.trace, mem, fmt.Errorf("%d policies, memory: %w", n, err)
+			}
+		}
 	}
 	fmt.Println("  create: creating the Services, EndpointSlices and policies (controller-runtime client, 16 at a time);" +
 		" all enforced: until the gateway enforces the last policy of each kind;\n  settled: until every policy's status says Programmed at its generation (changes are timed after that);\n  p50/p99/max: one changed RateLimit applied (via kubectl: kubectl apply --server-side; via api: one merge patch) -> X-RateLimit-Limit shows it at the gateway" +
 		" (polled every 2 ms); apply call: the apply command alone;\n  RSS: VmRSS from /proc/<pid>/status after the changes (peak VmHWM in the JSON)")
-	return figs, s.trace, nil
+	return figs, s.trace, mem, nil
 }
 
 func tail(path string, lines int) string {
@@ -720,6 +758,9 @@ func (s *stack) statusSettled(ctx context.Context) (int, error) {
 	var rps v1alpha1.RetryPolicyList
 	settled := 0
 	count := func(p v1alpha1.Policy) {
+		if p.GetName() == keyedName { // the memory phases' own policy, not one of the n
+			return
+		}
 		c := meta.FindStatusCondition(p.GetPolicyStatus().Conditions, v1alpha1.ConditionProgrammed)
 		if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == p.GetGeneration() {
 			settled++

@@ -17,10 +17,13 @@ limitations under the License.
 package gateway
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 const metricPrefix = "resilience_gateway_"
@@ -47,16 +50,23 @@ const (
 // metrics are the gateway's Prometheus collectors. Label values come from the snapshot (namespaces,
 // Service, policy and limit names, endpoint addresses) or are fixed strings; nothing a client sends
 // (a rate-limit key, a host name) ever becomes a label value.
+//
+// The counters and the histogram of a Service or policy are made when its route is built, but their
+// series only on first use (lazyCounterVec, lazyHistogramVec): a series costs about a kilobyte (its
+// label pairs, and the buckets of a histogram), and most of 10,000 Services never see a retry or a
+// rejection. A series that was never incremented is zero, which Prometheus reads the same as absent
+// (rate() and increase() of a series that appears are counted from its first sample). The
+// circuit_breaker_state gauge is the exception: every breaker in force exports its state at once.
 type metrics struct {
-	requests       *prometheus.CounterVec   // namespace, service, code
-	rejections     *prometheus.CounterVec   // namespace, service, policy, limit, reason
-	dryRun         *prometheus.CounterVec   // namespace, service, policy, limit, reason
-	breakerState   *prometheus.GaugeVec     // namespace, policy, service, port, endpoint
-	retries        *prometheus.CounterVec   // namespace, service, reason
-	retriesSkipped *prometheus.CounterVec   // namespace, service, reason
-	hedges         *prometheus.CounterVec   // namespace, service
-	stale          *prometheus.CounterVec   // namespace, service
-	latency        *prometheus.HistogramVec // namespace, service
+	requests       *prometheus.CounterVec // namespace, service, code (children made on first use: codeCounters)
+	rejections     lazyCounterVec         // namespace, service, policy, limit, reason
+	dryRun         lazyCounterVec         // namespace, service, policy, limit, reason
+	breakerState   *prometheus.GaugeVec   // namespace, policy, service, port, endpoint
+	retries        lazyCounterVec         // namespace, service, reason
+	retriesSkipped lazyCounterVec         // namespace, service, reason
+	hedges         lazyCounterVec         // namespace, service
+	stale          lazyCounterVec         // namespace, service
+	latency        lazyHistogramVec       // namespace, service
 	version        prometheus.Gauge
 	applyErrors    prometheus.Counter
 }
@@ -67,39 +77,39 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: metricPrefix + "requests_total",
 			Help: "Requests answered by the gateway, by target Service and status code (499: the client went away).",
 		}, []string{"namespace", "service", "code"}),
-		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rejections: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "rejections_total",
 			Help: "Requests (or tries) the gateway refused itself, by policy, limit (rate limits only) and reason.",
-		}, []string{"namespace", "service", "policy", "limit", "reason"}),
-		dryRun: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"namespace", "service", "policy", "limit", "reason"})},
+		dryRun: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "dry_run_rejections_total",
 			Help: "Requests a policy in DryRun mode would have refused, by policy, limit and reason.",
-		}, []string{"namespace", "service", "policy", "limit", "reason"}),
+		}, []string{"namespace", "service", "policy", "limit", "reason"})},
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: metricPrefix + "circuit_breaker_state",
 			Help: "State of each circuit breaker: 0 closed, 1 open, 2 half-open (endpoint empty for scope Service).",
 		}, []string{"namespace", "policy", "service", "port", "endpoint"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		retries: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "retries_total",
 			Help: "Retries sent, by the reason of the try they replace (status, connect_error, reset, timeout).",
-		}, []string{"namespace", "service", "reason"}),
-		retriesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"namespace", "service", "reason"})},
+		retriesSkipped: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "retries_skipped_total",
 			Help: "Retries or hedges not sent although allowed by the policy, by reason (budget_exhausted, retry_after_too_long, hedge_budget_exhausted).",
-		}, []string{"namespace", "service", "reason"}),
-		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"namespace", "service", "reason"})},
+		hedges: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "hedges_total",
 			Help: "Hedged tries sent because no response arrived within the hedge delay.",
-		}, []string{"namespace", "service"}),
-		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"namespace", "service"})},
+		stale: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "stale_responses_total",
 			Help: "Stale responses served while a circuit breaker was open.",
-		}, []string{"namespace", "service"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, []string{"namespace", "service"})},
+		latency: lazyHistogramVec{prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    metricPrefix + "upstream_duration_seconds",
 			Help:    "Time from sending a try upstream to its response headers (or error).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"namespace", "service"}),
+		}, []string{"namespace", "service"})},
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: metricPrefix + "snapshot_version",
 			Help: "Version of the configuration snapshot in force.",
@@ -118,25 +128,113 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// lazyCounterVec is a CounterVec whose WithLabelValues makes the series on first use.
+type lazyCounterVec struct{ *prometheus.CounterVec }
+
+// WithLabelValues returns the counter of lvs (which it keeps: the caller must not change them); its
+// series is made when it is first used.
+func (v lazyCounterVec) WithLabelValues(lvs ...string) prometheus.Counter {
+	return &lazyCounter{vec: v.CounterVec, lvs: lvs}
+}
+
+// lazyCounter is a prometheus.Counter whose series is made on first use.
+type lazyCounter struct {
+	c   atomic.Pointer[counter]
+	vec *prometheus.CounterVec
+	lvs []string
+}
+
+func (l *lazyCounter) get() prometheus.Counter {
+	if p := l.c.Load(); p != nil {
+		return p.c
+	}
+	p := &counter{l.vec.WithLabelValues(l.lvs...)} // the same child for every caller
+	l.c.Store(p)
+	return p.c
+}
+
+func (l *lazyCounter) Inc()                                { l.get().Inc() }
+func (l *lazyCounter) Add(v float64)                       { l.get().Add(v) }
+func (l *lazyCounter) Desc() *prometheus.Desc              { return l.get().Desc() }
+func (l *lazyCounter) Write(m *dto.Metric) error           { return l.get().Write(m) }
+func (l *lazyCounter) Describe(ch chan<- *prometheus.Desc) { l.get().Describe(ch) }
+func (l *lazyCounter) Collect(ch chan<- prometheus.Metric) { l.get().Collect(ch) }
+
+// lazyHistogramVec is a HistogramVec whose WithLabelValues makes the series on first use.
+type lazyHistogramVec struct{ *prometheus.HistogramVec }
+
+// WithLabelValues returns the observer of lvs (kept, as lazyCounterVec's).
+func (v lazyHistogramVec) WithLabelValues(lvs ...string) prometheus.Observer {
+	return &lazyObserver{vec: v.HistogramVec, lvs: lvs}
+}
+
+type lazyObserver struct {
+	o   atomic.Pointer[observer]
+	vec *prometheus.HistogramVec
+	lvs []string
+}
+
+type observer struct{ o prometheus.Observer }
+
+func (l *lazyObserver) Observe(v float64) {
+	p := l.o.Load()
+	if p == nil {
+		p = &observer{l.vec.WithLabelValues(l.lvs...)}
+		l.o.Store(p)
+	}
+	p.o.Observe(v)
+}
+
 // codeCounters caches the requests_total children of one Service by status code, so the hot path
-// does no label lookup after the first request with a code.
+// does no label lookup after the first request with a code. The cache is a short list, copied on
+// write: a Service sees a handful of codes, and a list costs nothing until the first request (a
+// table of every code would be 4.8 KB per Service).
 type codeCounters struct {
 	vec     *prometheus.CounterVec
 	ns, svc string
-	byCode  [600]atomic.Pointer[counter]
+	mu      sync.Mutex // serialises additions to codes
+	codes   atomic.Pointer[[]codeCounter]
 }
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
+}
+
+// maxCachedCodes bounds the list; codes beyond it are looked up in vec each time.
+const maxCachedCodes = 32
 
 type counter struct{ c prometheus.Counter }
 
 func (cc *codeCounters) inc(code int) {
-	if code < 0 || code >= len(cc.byCode) {
-		cc.vec.WithLabelValues(cc.ns, cc.svc, strconv.Itoa(code)).Inc()
-		return
+	if p := cc.codes.Load(); p != nil {
+		for i := range *p {
+			if (*p)[i].code == code {
+				(*p)[i].c.Inc()
+				return
+			}
+		}
 	}
-	p := cc.byCode[code].Load()
-	if p == nil {
-		p = &counter{cc.vec.WithLabelValues(cc.ns, cc.svc, strconv.Itoa(code))}
-		cc.byCode[code].Store(p)
+	cc.add(code).Inc()
+}
+
+// add returns the counter of code, caching it when there is room.
+func (cc *codeCounters) add(code int) prometheus.Counter {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	var cur []codeCounter
+	if p := cc.codes.Load(); p != nil {
+		cur = *p
+		for _, e := range cur {
+			if e.code == code {
+				return e.c
+			}
+		}
 	}
-	p.c.Inc()
+	c := cc.vec.WithLabelValues(cc.ns, cc.svc, strconv.Itoa(code))
+	if len(cur) < maxCachedCodes {
+		next := append(slices.Clip(cur), codeCounter{code, c})
+		cc.codes.Store(&next)
+	}
+	return c
 }

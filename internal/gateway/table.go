@@ -49,6 +49,11 @@ type serviceRoute struct {
 	ports    []*portRoute
 	counters *codeCounters
 
+	// Shared by the Service's ports, and by the next table's route of the Service when it stays.
+	label      string // "ns/svc"
+	latency    prometheus.Observer
+	noEndpoint prometheus.Counter
+
 	enc   string      // the Service's encoding in the snapshot it was built from
 	state *regEntries // the state its routes use, carried into the next table with the route
 }
@@ -288,12 +293,17 @@ func (g *Gateway) build(e *compile.Encoded, old *table) (*table, error) {
 		if pool == nil {
 			pool = prev.clone() // the routes kept so far use state of prev: the pool has it
 		}
-		sr := &serviceRoute{ns: svc.Namespace, name: svc.Name, enc: e.Encodings[i],
-			counters: &codeCounters{vec: g.m.requests, ns: svc.Namespace, svc: svc.Name}}
-		if old != nil { // keep the cached counters of a Service that stays
+		sr := &serviceRoute{ns: svc.Namespace, name: svc.Name, enc: e.Encodings[i]}
+		if old != nil { // keep the metrics of a Service that stays
 			if o := old.services[key]; o != nil {
-				sr.counters = o.counters
+				sr.counters, sr.label, sr.latency, sr.noEndpoint = o.counters, o.label, o.latency, o.noEndpoint
 			}
+		}
+		if sr.counters == nil {
+			sr.counters = &codeCounters{vec: g.m.requests, ns: svc.Namespace, svc: svc.Name}
+			sr.label = svc.Namespace + "/" + svc.Name
+			sr.latency = g.m.latency.WithLabelValues(svc.Namespace, svc.Name)
+			sr.noEndpoint = g.m.rejections.WithLabelValues(svc.Namespace, svc.Name, "", "", reasonNoEndpoint)
 		}
 		own := newRegistry()
 		for _, p := range svc.Ports {
@@ -319,10 +329,7 @@ func (g *Gateway) build(e *compile.Encoded, old *table) (*table, error) {
 
 // buildPort assembles the chain of one Service port, in the contract's order.
 func (g *Gateway) buildPort(sr *serviceRoute, p compile.Port, prev, reg *registry) (*portRoute, error) {
-	pr := &portRoute{svc: sr, port: p.Port, label: sr.ns + "/" + sr.name,
-		latency:    g.m.latency.WithLabelValues(sr.ns, sr.name),
-		noEndpoint: g.m.rejections.WithLabelValues(sr.ns, sr.name, "", "", reasonNoEndpoint),
-	}
+	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
 	seen := map[string]bool{}
 	for _, e := range p.Endpoints {
 		if e.HandMade && !g.opts.AllowHandMadeEndpoints {
