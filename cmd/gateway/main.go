@@ -53,6 +53,7 @@ type config struct {
 	drainDelay                          time.Duration
 	readHeaderTimeout                   time.Duration
 	pprof                               bool
+	upstreamClient                      string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	flag.Int64Var(&c.maxRequestBodyBytes, "max-request-body-bytes", 0, "largest request body forwarded, in bytes: a larger one gets 413 and is not sent upstream (0: no limit, as Envoy, Istio and Linkerd; bodies are streamed, so size costs the gateway no memory)")
 	flag.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, so load balancers that poll it stop sending first (in Kubernetes the preStop hook does this)")
 	flag.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the metrics address")
+	flag.StringVar(&c.upstreamClient, "upstream-client", gateway.UpstreamClientFast, "client for requests to the endpoints: fast (the gateway's own HTTP/1.1 client for requests with no body or a buffered one, net/http's for the rest) or net/http (net/http's for all)")
 	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
 	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
@@ -114,6 +116,7 @@ func run(c config, log *slog.Logger) error {
 	gw, err := gateway.New(gateway.Options{
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
 		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log, MaxRequestBodyBytes: c.maxRequestBodyBytes,
+		UpstreamClient:  c.upstreamClient,
 		OnBreakerChange: func(e gateway.BreakerEvent) { client.Send(toChange(e)) },
 	})
 	if err != nil {

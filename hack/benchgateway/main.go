@@ -145,15 +145,19 @@ func main() {
 	pprofOn := flag.Bool("pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")
 	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
 	memoryLimit := flag.String("memory-limit", "auto", "the gateway process's -memory-limit, as cmd/gateway's")
+	upstreamClient := flag.String("upstream-client", "", "the gateway's upstream client, as cmd/gateway's --upstream-client (fast or net/http; empty: the gateway's default)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serve != "" {
-		if err := runServe(*serve, *backendAddr, *pprofOn, *gcPercent, *memoryLimit); err != nil {
+		if err := runServe(*serve, *backendAddr, *pprofOn, *gcPercent, *memoryLimit, *upstreamClient); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
 	gcArgs := []string{"-gc-percent", strconv.Itoa(*gcPercent), "-memory-limit", *memoryLimit}
+	if *upstreamClient != "" {
+		gcArgs = append(gcArgs, "-upstream-client", *upstreamClient)
+	}
 	if err := run(*bin, *rounds, *closedDur, *conc, *rate, *openDur, *openConns, *warmup, *jsonPath, *profile, gcArgs); err != nil {
 		log.Fatal(err)
 	}
@@ -453,7 +457,7 @@ func fmtUS(v float64) string {
 
 // runServe is a proxy process: the gateway (with the GC settings cmd/gateway applies by default)
 // or the bare proxy (with Go's), on a listener of its own, and net/http/pprof with pprofOn.
-func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimit string) error {
+func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimit, upstreamClient string) error {
 	var h http.Handler
 	var srv *http.Server
 	switch which {
@@ -463,7 +467,7 @@ func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimi
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "bench gateway process:", gateway.ApplyGC(gateway.GCSettings{Percent: gcPercent, MemoryLimit: lim}, true, true))
-		g, err := newBenchGateway(backendAddr)
+		g, err := newBenchGateway(backendAddr, upstreamClient)
 		if err != nil {
 			return err
 		}
@@ -503,7 +507,7 @@ func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimi
 
 // newBenchGateway is the gateway of the benchmark: the bench snapshot applied, in local-development
 // mode (the endpoint is bench.localhost).
-func newBenchGateway(backendAddr string) (*gateway.Gateway, error) {
+func newBenchGateway(backendAddr, upstreamClient string) (*gateway.Gateway, error) {
 	host, portStr, err := net.SplitHostPort(backendAddr)
 	if err != nil || host == "" {
 		return nil, fmt.Errorf("-backend %q: want host:port", backendAddr)
@@ -516,7 +520,7 @@ func newBenchGateway(backendAddr string) (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := gateway.New(gateway.Options{LocalDev: true})
+	g, err := gateway.New(gateway.Options{LocalDev: true, UpstreamClient: upstreamClient})
 	if err != nil {
 		return nil, err
 	}

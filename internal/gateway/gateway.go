@@ -109,6 +109,11 @@ type Options struct {
 	DialTimeout time.Duration
 	// MaxIdleConnsPerHost is the number of idle keep-alive connections kept per endpoint (default 256).
 	MaxIdleConnsPerHost int
+	// UpstreamClient chooses the built-in transport's client: UpstreamClientFast ("fast", the
+	// default) sends plain HTTP/1.1 requests with no body or a buffered one with the gateway's own
+	// lean client and the rest with net/http's Transport; UpstreamClientNetHTTP ("net/http") sends
+	// everything with net/http's Transport. Both dial through the dial guard.
+	UpstreamClient string
 	// MaxRequestHeaderBytes is the http.Server's MaxHeaderBytes in HTTPServer (default 1 MiB).
 	MaxRequestHeaderBytes int
 	// MaxRequestBodyBytes is the largest request body forwarded: a request whose Content-Length
@@ -145,7 +150,7 @@ type Gateway struct {
 	registry *prometheus.Registry // nil when Options.Registerer was given
 	m        *metrics
 	rt       http.RoundTripper
-	ownRT    *http.Transport // the built-in transport, nil when Options.Transport was given
+	ownRT    upstreamTransport // the built-in transport, nil when Options.Transport was given
 	stale    *staleShards
 	maxStale int // the largest body stored for serveStale
 
@@ -201,6 +206,13 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxRequestBodyBytes < 0 {
 		return nil, fmt.Errorf("gateway: max request body bytes %d is negative", o.MaxRequestBodyBytes)
 	}
+	switch o.UpstreamClient {
+	case "":
+		o.UpstreamClient = UpstreamClientFast
+	case UpstreamClientFast, UpstreamClientNetHTTP:
+	default:
+		return nil, fmt.Errorf("gateway: upstream client %q: want %q or %q", o.UpstreamClient, UpstreamClientFast, UpstreamClientNetHTTP)
+	}
 	g := &Gateway{opts: o, clk: o.Clock, domain: domain, log: o.Logger}
 	reg := o.Registerer
 	if reg == nil {
@@ -213,8 +225,9 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.m = m
 	g.unrouted = &codeCounters{vec: m.requests}
-	g.passLatency = m.latency.WithLabelValues("", "")
-	g.passNoEndpoint = m.rejections.WithLabelValues("", "", "", "", reasonNoEndpoint)
+	// Made at once (not lazily): every metric family is there from the start.
+	g.passLatency = m.latency.HistogramVec.WithLabelValues("", "")
+	g.passNoEndpoint = m.rejections.CounterVec.WithLabelValues("", "", "", "", reasonNoEndpoint)
 	stale, err := newStaleShards(o.StaleCacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -389,16 +402,31 @@ func (g *Gateway) BreakerStates() []BreakerEvent {
 // errNoConfig answers requests before the first snapshot.
 var errNoConfig = errors.New("the gateway has no configuration yet")
 
+// upstreamTransport is the built-in transport: net/http's Transport, or the lean client over it.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // newTransport builds the shared transport to the endpoints: keep-alive connections reused across
 // requests, sized for a proxy (many idle connections per endpoint), no proxy from the environment,
 // no transparent compression (the client's Accept-Encoding passes through), and every dial checked
-// by the dial guard on the resolved address.
-func newTransport(o Options) *http.Transport {
+// by the dial guard on the resolved address. With UpstreamClientFast, the lean client (h1Client)
+// sends what it can and net/http's Transport the rest, both through the same dialer.
+func newTransport(o Options) upstreamTransport {
 	d := &dialer{
 		localDev: o.LocalDev,
 		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
 		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
 	}
+	tr := newNetHTTPTransport(o, d)
+	if o.UpstreamClient == UpstreamClientNetHTTP {
+		return tr
+	}
+	return newH1Client(d.DialContext, tr, o.MaxIdleConnsPerHost)
+}
+
+func newNetHTTPTransport(o Options, d *dialer) *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
