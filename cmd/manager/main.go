@@ -114,10 +114,14 @@ func run(c config) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
 		// The only ConfigMaps the manager watches are the gateway states in its own namespace.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
-			Namespaces: map[string]cache.Config{caNS: {}},
-			Label:      labels.SelectorFromSet(labels.Set{distribution.StateLabel: "true"}),
-		}}},
+		Cache: cache.Options{
+			// managedFields are often the larger part of a small object, and nothing here reads them
+			// from the cache, which holds every policy, Service and EndpointSlice of the cluster.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{caNS: {}},
+				Label:      labels.SelectorFromSet(labels.Set{distribution.StateLabel: "true"}),
+			}}},
 		Metrics:                metricsserver.Options{BindAddress: c.metricsAddr},
 		HealthProbeBindAddress: c.probeAddr,
 		PprofBindAddress:       c.pprofAddr,
