@@ -199,7 +199,7 @@ func (d *demo) main(parent context.Context) error {
 	fmt.Print(indent(out))
 	var slices strings.Builder
 	for _, svc := range []string{"checkout", "payments", "catalog"} {
-		fmt.Fprintf(&slices, endpointSlice, svc, d.backends[svc].port())
+		slices.WriteString(localstack.LocalEndpointSlice("shop", svc, d.backends[svc].port()) + "---\n")
 	}
 	if _, err := d.kubectl(ctx, slices.String(), "apply", "--server-side", "-f", "-"); err != nil {
 		return cause(ctx, err)
@@ -248,21 +248,6 @@ func (d *demo) main(parent context.Context) error {
 	}
 	return nil
 }
-
-// endpointSlice registers a Service's demo-backend: the gateway's local-development mode lets
-// <name>.localhost resolve to loopback, which the API server would refuse as an address.
-const endpointSlice = `
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: %[1]s-demo
-  namespace: shop
-  labels: {kubernetes.io/service-name: %[1]s}
-addressType: FQDN
-ports: [{name: http, port: %[2]d}]
-endpoints:
-- addresses: [%[1]s.localhost]
----`
 
 // programmed reports whether n policies in shop are Accepted and Programmed at their generation.
 func (d *demo) programmed(ctx context.Context, n int) bool {

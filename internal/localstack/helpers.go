@@ -82,3 +82,31 @@ func Tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// LocalEndpointSlice is the manifest of an EndpointSlice giving Service ns/name one endpoint: the
+// local port, under the FQDN <name>.localhost, which a gateway in local-development mode dials on
+// loopback (the API server refuses loopback IPs as endpoint addresses). Its port is named "http".
+func LocalEndpointSlice(ns, name string, port int) string {
+	return fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %[1]s-local
+  namespace: %[2]s
+  labels: {kubernetes.io/service-name: %[1]s}
+addressType: FQDN
+ports: [{name: http, port: %[3]d}]
+endpoints:
+- addresses: [%[1]s.localhost]
+`, name, ns, port)
+}
+
+// LocalService is the manifest of Service ns/name, port 80 named "http", with LocalEndpointSlice.
+func LocalService(ns, name string, port int) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  ports: [{name: http, port: 80, targetPort: %[3]d}]
+---
+`, name, ns, port) + LocalEndpointSlice(ns, name, port)
+}

@@ -174,24 +174,7 @@ func backend(t *testing.T, ns, name string, h http.Handler) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	port := l.Addr().(*net.TCPAddr).Port
-	kubectl(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Service
-metadata: {name: %[1]s, namespace: %[2]s}
-spec:
-  ports: [{name: http, port: 80, targetPort: %[3]d}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: %[1]s-local
-  namespace: %[2]s
-  labels: {kubernetes.io/service-name: %[1]s}
-addressType: FQDN
-ports: [{name: http, port: %[3]d}]
-endpoints:
-- addresses: [%[1]s.localhost]
-`, name, ns, port), "apply", "-f", "-")
+	kubectl(t, localstack.LocalService(ns, name, port), "apply", "-f", "-")
 }
 
 func namespace(t *testing.T, name string) string {
