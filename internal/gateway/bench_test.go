@@ -169,11 +169,11 @@ func (benchBodyRT) RoundTrip(*http.Request) (*http.Response, error) {
 // benchServer measures the gateway behind its own http.Server (HTTPServer) on a loopback listener,
 // driven by a raw keep-alive HTTP/1.1 client per goroutine, as make bench-gateway's load generator
 // is: the figures include net/http's server (request parsing, response header map, Clone, flush) and
-// the loopback syscalls, which the handler-only benchmarks leave out. rt is the upstream (nil: the
-// built-in transport to a real loopback backend).
-func benchServer(b *testing.B, p compile.Port, rt http.RoundTripper) {
-	o := Options{Transport: rt, LocalDev: true}
-	if rt == nil {
+// the loopback syscalls, which the handler-only benchmarks leave out. o.Transport is the upstream
+// (nil: the built-in transport, with o.UpstreamClient, to a real loopback backend).
+func benchServer(b *testing.B, p compile.Port, o Options) {
+	o.LocalDev = true
+	if o.Transport == nil {
 		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Backend", "bench")
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -256,12 +256,16 @@ func readRawResponse(br *bufio.Reader) error {
 
 // BenchmarkServerBenchPolicies is the gateway-3-policies configuration behind the gateway's own
 // server, with an in-memory upstream.
-func BenchmarkServerBenchPolicies(b *testing.B) { benchServer(b, benchPolicies(), benchBodyRT{}) }
+func BenchmarkServerBenchPolicies(b *testing.B) {
+	benchServer(b, benchPolicies(), Options{Transport: benchBodyRT{}})
+}
 
 // BenchmarkServerNoPolicy is a managed Service without policies behind the gateway's own server.
-func BenchmarkServerNoPolicy(b *testing.B) { benchServer(b, port(ep(1)), benchBodyRT{}) }
+func BenchmarkServerNoPolicy(b *testing.B) {
+	benchServer(b, port(ep(1)), Options{Transport: benchBodyRT{}})
+}
 
 // BenchmarkServerBenchPoliciesBackend is the whole data path of make bench-gateway in one process:
 // the gateway's server, its built-in transport and a real loopback backend (whose own server's
 // costs are counted too).
-func BenchmarkServerBenchPoliciesBackend(b *testing.B) { benchServer(b, benchPolicies(), nil) }
+func BenchmarkServerBenchPoliciesBackend(b *testing.B) { benchServer(b, benchPolicies(), Options{}) }

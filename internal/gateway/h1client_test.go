@@ -1065,43 +1065,7 @@ func describeRequest(req *http.Request) ([]byte, error) {
 // benchServerClient is benchServer (the gateway's own server, its built-in transport and a real
 // loopback backend, in one process) with the upstream client chosen.
 func benchServerClient(b *testing.B, p compile.Port, client string) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("X-Backend", "bench")
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "hello, 42")
-	}))
-	b.Cleanup(backend.Close)
-	p.Endpoints = []compile.Endpoint{localEndpoint(b, backend)}
-	g := newGW(b, Options{LocalDev: true, UpstreamClient: client}, nil, snap(1, p))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := g.HTTPServer("")
-	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	reqBytes := []byte("GET /items HTTP/1.1\r\nHost: api.shop\r\nUser-Agent: loadgen\r\nX-User-ID: user-42\r\n\r\n")
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
-		br := bufio.NewReaderSize(c, 4096)
-		for pb.Next() {
-			if _, err := c.Write(reqBytes); err != nil {
-				b.Error(err)
-				return
-			}
-			if err := readRawResponse(br); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	benchServer(b, p, Options{UpstreamClient: client})
 }
 
 // BenchmarkServerBenchPoliciesBackendClient is BenchmarkServerBenchPoliciesBackend with each

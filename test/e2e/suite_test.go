@@ -24,18 +24,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"resilience.dev/operator/api/v1alpha1"
-	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/localstack"
 )
 
@@ -43,53 +37,19 @@ var (
 	stack   *localstack.Stack
 	k8s     client.Client
 	opts    localstack.Options
-	logFile *os.File
+	harness *localstack.Harness
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	root, err := controlplane.RepoRoot()
+	h, err := localstack.NewHarness("resilience-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tmp, err := os.MkdirTemp("", "resilience-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if err := localstack.Build(root, tmp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cp, err := controlplane.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-
-	// The processes log to a file; a failing test prints its tail.
-	if logFile, err = os.Create(filepath.Join(tmp, "processes.log")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	opts = localstack.FreeOptions(tmp, logFile)
-	if stack, err = localstack.Start(opts, cp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stack.Close()
-
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer h.Close()
+	stack, k8s, opts, harness = h.Stack, h.Client, h.Opts, h
 	code := m.Run()
 	if code != 0 {
 		tailLog(200)
@@ -98,7 +58,7 @@ func run(m *testing.M) int {
 }
 
 func tailLog(lines int) {
-	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, localstack.Tail(logFile.Name(), lines))
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, harness.TailLog(lines))
 }
 
 // kubectl runs the real kubectl against the local control plane.

@@ -276,8 +276,7 @@ spec:
 		}
 	}
 	caught := until(t, "CircuitBreaker status Open after the outage", 60*time.Second, func() bool {
-		out, err := tryKubectl("", "get", "circuitbreaker", "-n", ns, "api", "-o", "jsonpath={.status.state}")
-		return err == nil && strings.TrimSpace(out) == "Open"
+		return breakerState(ns, "api") == "Open"
 	})
 	t.Logf("status showed Open %s after the API server was back", caught.Round(time.Millisecond))
 	answers := tr.Stop()
@@ -357,8 +356,7 @@ spec:
 		t.Errorf("want the breaker to open and close at least twice each, events: %d opened, %d closed", opens, closes)
 	}
 	until(t, "status Closed at the end", 10*time.Second, func() bool {
-		out, err := tryKubectl("", "get", "circuitbreaker", "-n", ns, "flappy", "-o", "jsonpath={.status.state}")
-		return err == nil && strings.TrimSpace(out) == "Closed"
+		return breakerState(ns, "flappy") == "Closed"
 	})
 }
 

@@ -30,19 +30,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/localstack"
 )
@@ -52,8 +47,7 @@ var (
 	cp      *controlplane.ControlPlane
 	k8s     client.Client
 	opts    localstack.Options
-	logFile *os.File
-	binDir  string
+	harness *localstack.Harness
 )
 
 // maxBody is the primary gateway's --max-request-body-bytes.
@@ -68,51 +62,18 @@ var managerArgs = []string{"--leader-elect", "--pprof-bind-address=" + managerPp
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	root, err := controlplane.RepoRoot()
+	h, err := localstack.NewHarness("resilience-reliability-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tmp, err := os.MkdirTemp("", "resilience-reliability-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	binDir = tmp
-	if err := localstack.Build(root, tmp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if cp, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-
-	if logFile, err = os.Create(filepath.Join(tmp, "processes.log")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	opts = localstack.FreeOptions(tmp, logFile)
-	if stack, err = localstack.Start(opts, cp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stack.Close()
+	defer h.Close()
+	stack, cp, k8s, opts, harness = h.Stack, h.CP, h.Client, h.Opts, h
 	if err := stack.StartManager(context.Background(), managerArgs...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if err := stack.StartGateway("--pprof", "--max-request-body-bytes="+strconv.Itoa(maxBody)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -124,7 +85,7 @@ func run(m *testing.M) int {
 }
 
 func tailLog(lines int) {
-	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, localstack.Tail(logFile.Name(), lines))
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the manager and gateway logs ---\n%s\n", lines, harness.TailLog(lines))
 }
 
 var freeAddr = localstack.FreeAddr
@@ -265,6 +226,15 @@ func condition(t *testing.T, kind, ns, name, cond string) string {
 	t.Helper()
 	out, err := tryKubectl("", "get", kind, "-n", ns, name,
 		"-o", `jsonpath={.status.conditions[?(@.type=="`+cond+`")].status}`)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// breakerState is a CircuitBreaker's status.state, read with kubectl ("" when it cannot be read).
+func breakerState(ns, name string) string {
+	out, err := tryKubectl("", "get", "circuitbreaker", "-n", ns, name, "-o", "jsonpath={.status.state}")
 	if err != nil {
 		return ""
 	}

@@ -156,7 +156,6 @@ type tally struct {
 	codes                                             map[int]int
 	reasons                                           map[string]int // gateway reasons
 	problems                                          []string       // unanswered and unexplained, the first few
-	attempts                                          int            // sum of X-Resilience-Attempts
 }
 
 // count tallies the answers sent in [from, to) (zero times: no bound).
@@ -168,7 +167,6 @@ func count(answers []answer, from, to time.Time) tally {
 		}
 		t.total++
 		t.codes[a.code]++
-		t.attempts += a.attempts
 		switch a.from {
 		case fromUpstream:
 			t.upstream++
