@@ -46,3 +46,14 @@ const (
 	// ReasonNoGateways: no gateway replica is connected to the manager.
 	ReasonNoGateways = "NoGateways"
 )
+
+// Reasons of the Events recorded on a CircuitBreaker when one of its breakers changes state on a
+// gateway replica.
+const (
+	// EventCircuitOpened: a breaker opened (type Warning).
+	EventCircuitOpened = "CircuitOpened"
+	// EventCircuitHalfOpen: an open breaker's open duration passed; it lets probes through.
+	EventCircuitHalfOpen = "CircuitHalfOpen"
+	// EventCircuitClosed: probes succeeded and the breaker closed.
+	EventCircuitClosed = "CircuitClosed"
+)

@@ -18,6 +18,13 @@ package v1alpha1
 
 import "sigs.k8s.io/controller-runtime/pkg/client"
 
+// The kinds of policy, as they appear in manifests, snapshots and messages.
+const (
+	KindRateLimit      = "RateLimit"
+	KindCircuitBreaker = "CircuitBreaker"
+	KindRetryPolicy    = "RetryPolicy"
+)
+
 // Policy is what the three kinds share: targets and the common status. The reconcilers and the
 // compiler handle every kind through it.
 // +kubebuilder:object:generate=false

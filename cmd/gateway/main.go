@@ -38,9 +38,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 type config struct {
@@ -126,7 +126,7 @@ func run(c config, log *slog.Logger) error {
 	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
 	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
 	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
-	client.ApplySnapshot = func(_ uint64, snap *compile.Encoded) error { return gw.ApplyEncoded(snap) }
+	client.ApplySnapshot = func(_ uint64, snap *snapshot.Encoded) error { return gw.ApplyEncoded(snap) }
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()
 		out := make([]distribution.BreakerChange, len(states))

@@ -73,6 +73,7 @@ import (
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/localstack"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 const namespaces = 10
@@ -333,7 +334,7 @@ func policySpecs(i int, name string) any {
 func measureCompile(n, runs int) (CompileFig, error) {
 	in := synthetic(n)
 	var times []time.Duration
-	var snap *compile.Snapshot
+	var snap *snapshot.Snapshot
 	for range max(runs, 1) {
 		runtime.GC()
 		start := time.Now()

@@ -27,6 +27,7 @@ import (
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // BenchmarkChangePath measures, in-process, the CPU work of one changed RateLimit among n policies,
@@ -62,21 +63,21 @@ func BenchmarkChangePath(b *testing.B) {
 				k++
 			}
 		})
-		encs := make([]*compile.Encoded, 2)
+		encs := make([]*snapshot.Encoded, 2)
 		deltas := make([][]byte, 2)
 		for k := range encs {
 			s, _ := compile.Compile(change(k))
-			encs[k], _ = compile.Encode(s)
+			encs[k], _ = snapshot.Encode(s)
 		}
 		for k := range deltas {
-			deltas[k], _ = compile.Diff(encs[(k+1)%2], encs[k])
+			deltas[k], _ = snapshot.Diff(encs[(k+1)%2], encs[k])
 		}
 		b.Run(fmt.Sprintf("gateway/policies=%d", n), func(b *testing.B) {
 			g, err := gateway.New(gateway.Options{Transport: okRT{}})
 			if err != nil {
 				b.Fatal(err)
 			}
-			var d compile.Decoder
+			var d snapshot.Decoder
 			body, _ := encs[1].Body()
 			e, err := d.Decode(body)
 			if err != nil {
@@ -127,7 +128,7 @@ func BenchmarkChangePath(b *testing.B) {
 				if err := json.Unmarshal(frames[k%2], &f); err != nil {
 					b.Fatal(err)
 				}
-				s, err := compile.Decode(f.Snapshot)
+				s, err := snapshot.Decode(f.Snapshot)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -65,6 +65,7 @@ import (
 	"resilience.dev/operator/hack/loadgen"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 const (
@@ -557,7 +558,7 @@ func bareProxy(backendAddr string) http.Handler {
 
 // benchSnapshot compiles the Service "full" (the three policies, as the compiler defaults them) from
 // synthetic cluster objects, and adds the Service "plain": the same port with no policy.
-func benchSnapshot(backendPort int32) (*compile.Snapshot, error) {
+func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
 	created := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	meta := func(kind string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: "full", UID: types.UID("uid-" + kind), Generation: 1, CreationTimestamp: created}
@@ -591,7 +592,7 @@ func benchSnapshot(backendPort int32) (*compile.Snapshot, error) {
 	if p.RateLimit == nil || p.CircuitBreaker == nil || p.Retry == nil {
 		return nil, fmt.Errorf("the three policies are not all on the port: %+v", p)
 	}
-	plain := compile.Service{Namespace: ns, Name: "plain", Ports: []compile.Port{{Name: p.Name, Port: p.Port, Endpoints: p.Endpoints}}}
+	plain := snapshot.Service{Namespace: ns, Name: "plain", Ports: []snapshot.Port{{Name: p.Name, Port: p.Port, Endpoints: p.Endpoints}}}
 	snap.Services = append(snap.Services, plain)
 	snap.Version = 1
 	return snap, nil

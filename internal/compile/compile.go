@@ -33,6 +33,7 @@ import (
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // Input is the slice of cluster state a snapshot is compiled from.
@@ -80,7 +81,7 @@ type portKey = policy.PortKey
 // Compile builds the snapshot. It applies exactly the reconcilers' rules (internal/policy) to decide
 // which policy governs each port, so status and enforcement never disagree. Policies that fail
 // validation are left out, as their Accepted=False status says.
-func Compile(in Input) (*Snapshot, error) {
+func Compile(in Input) (*snapshot.Snapshot, error) {
 	e, err := compile(in, nil)
 	if err != nil {
 		return nil, err
@@ -118,12 +119,12 @@ type resolution struct {
 
 type compiledService struct {
 	inputs string
-	svc    Service
+	svc    snapshot.Service
 	enc    string
 }
 
 // Compile compiles in and encodes each Service (reusing what it can, see Compiler).
-func (c *Compiler) Compile(in Input) (*Encoded, error) {
+func (c *Compiler) Compile(in Input) (*snapshot.Encoded, error) {
 	if c.cache == nil {
 		c.cache = map[serviceKey]*compiledService{}
 		c.valid = map[policyGen]bool{}
@@ -139,9 +140,9 @@ type portWinners struct {
 	rp *v1alpha1.RetryPolicy
 }
 
-func compile(in Input, c *Compiler) (*Encoded, error) {
+func compile(in Input, c *Compiler) (*snapshot.Encoded, error) {
 	replicas := max(in.GatewayReplicas, 1)
-	services := map[string]map[string]*corev1.Service{} // namespace -> name -> Service
+	services := map[string]map[string]*corev1.Service{} // namespace -> name -> snapshot.Service
 	for i := range in.Services {
 		s := &in.Services[i]
 		if services[s.Namespace] == nil {
@@ -151,7 +152,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 	}
 
 	ports := map[string]map[portKey]*portWinners{} // namespace -> port -> governing policies
-	var refs []PolicyRef
+	var refs []snapshot.PolicyRef
 	portFor := func(ns string, k portKey) *portWinners {
 		if ports[ns] == nil {
 			ports[ns] = map[portKey]*portWinners{}
@@ -200,7 +201,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 		}
 	}
 
-	snap := &Snapshot{Services: []Service{}, Policies: []PolicyRef{}}
+	snap := &snapshot.Snapshot{Services: []snapshot.Service{}, Policies: []snapshot.PolicyRef{}}
 	var encodings []string
 	var fresh []bool // per Service: compiled now, not taken from the cache
 	var cache map[serviceKey]*compiledService
@@ -209,7 +210,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 	}
 	type managedService struct {
 		key serviceKey
-		svc Service
+		svc snapshot.Service
 		enc string
 		hit bool
 	}
@@ -231,15 +232,15 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 					continue
 				}
 			}
-			svcOut := Service{Namespace: ns, Name: name}
+			svcOut := snapshot.Service{Namespace: ns, Name: name}
 			for _, sp := range svc.Spec.Ports {
-				p := Port{Name: sp.Name, Port: sp.Port}
+				p := snapshot.Port{Name: sp.Name, Port: sp.Port}
 				if w := byPort[portKey{Service: name, Port: sp.Port}]; w != nil {
 					k := portKey{Service: name, Port: sp.Port}
 					if w.rl != nil {
 						rl, err := compileRateLimit(w.rl, k, replicas)
 						if err != nil {
-							return nil, fmt.Errorf("compile RateLimit %s/%s: %w", ns, w.rl.Name, err)
+							return nil, fmt.Errorf("compile snapshot.RateLimit %s/%s: %w", ns, w.rl.Name, err)
 						}
 						p.RateLimit = rl
 					}
@@ -287,7 +288,7 @@ func compile(in Input, c *Compiler) (*Encoded, error) {
 	if encodings == nil {
 		encodings = []string{}
 	}
-	return &Encoded{Snapshot: snap, Encodings: encodings}, nil
+	return &snapshot.Encoded{Snapshot: snap, Encodings: encodings}, nil
 }
 
 // inputsOf names everything the compiled form of one Service depends on, or returns "" when some
@@ -482,20 +483,20 @@ func (c *Compiler) dropStaleResolutions(rls map[string][]*v1alpha1.RateLimit, cb
 	}
 }
 
-func appendRefs[P v1alpha1.Policy](refs []PolicyRef, kind string, list []P) []PolicyRef {
+func appendRefs[P v1alpha1.Policy](refs []snapshot.PolicyRef, kind string, list []P) []snapshot.PolicyRef {
 	for _, p := range list {
 		refs = append(refs, refOf(kind, p))
 	}
 	return refs
 }
 
-func refOf(kind string, p v1alpha1.Policy) PolicyRef {
-	return PolicyRef{Kind: kind, Namespace: p.GetNamespace(), Name: p.GetName(), UID: string(p.GetUID()), Generation: p.GetGeneration()}
+func refOf(kind string, p v1alpha1.Policy) snapshot.PolicyRef {
+	return snapshot.PolicyRef{Kind: kind, Namespace: p.GetNamespace(), Name: p.GetName(), UID: string(p.GetUID()), Generation: p.GetGeneration()}
 }
 
 // inForce keeps the policies that govern at least one port, sorted.
-func inForce(snap *Snapshot, refs []PolicyRef) []PolicyRef {
-	used := map[string]bool{}
+func inForce(snap *snapshot.Snapshot, refs []snapshot.PolicyRef) []snapshot.PolicyRef {
+	used := map[snapshot.PolicyKey]bool{}
 	for _, s := range snap.Services {
 		for _, p := range s.Ports {
 			if p.RateLimit != nil {
@@ -509,27 +510,19 @@ func inForce(snap *Snapshot, refs []PolicyRef) []PolicyRef {
 			}
 		}
 	}
-	type keyed struct {
-		key string
-		ref PolicyRef
-	}
-	kept := make([]keyed, 0, len(used))
+	out := make([]snapshot.PolicyRef, 0, len(used))
 	for _, r := range refs {
-		if k := r.Key(); used[k] {
-			kept = append(kept, keyed{k, r})
+		if used[r.Key()] {
+			out = append(out, r)
 		}
 	}
-	slices.SortFunc(kept, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
-	out := make([]PolicyRef, len(kept))
-	for i, k := range kept {
-		out[i] = k.ref
-	}
+	slices.SortFunc(out, func(a, b snapshot.PolicyRef) int { return a.Key().Compare(b.Key()) })
 	return out
 }
 
 // endpointsFor lists the ready endpoints of one Service port across its EndpointSlices, sorted.
-func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []Endpoint {
-	out := []Endpoint{}
+func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []snapshot.Endpoint {
+	out := []snapshot.Endpoint{}
 	for _, s := range slices {
 		port, ok := slicePort(s, sp)
 		if !ok {
@@ -541,7 +534,7 @@ func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []
 				continue
 			}
 			for _, addr := range e.Addresses {
-				out = append(out, Endpoint{Address: addr, Port: port, Type: string(s.AddressType), HandMade: handMade})
+				out = append(out, snapshot.Endpoint{Address: addr, Port: port, Type: string(s.AddressType), HandMade: handMade})
 			}
 		}
 	}
@@ -584,7 +577,7 @@ func ready(e discoveryv1.Endpoint) bool {
 	return e.Conditions.Ready == nil || *e.Conditions.Ready
 }
 
-func dedupe(eps []Endpoint) []Endpoint {
+func dedupe(eps []snapshot.Endpoint) []snapshot.Endpoint {
 	out := eps[:0]
 	for i, e := range eps {
 		if i > 0 && e == eps[i-1] {
@@ -608,15 +601,15 @@ func stateKey(uid, what string, params any) string {
 
 func portLabel(k portKey) string { return fmt.Sprintf("%s:%d", k.Service, k.Port) }
 
-func mustDuration(d v1alpha1.Duration, dflt time.Duration) Duration {
+func mustDuration(d v1alpha1.Duration, dflt time.Duration) snapshot.Duration {
 	if d == "" {
-		return Duration(dflt)
+		return snapshot.Duration(dflt)
 	}
 	v, err := policy.ParseDuration(d)
 	if err != nil { // validated before compiling
-		return Duration(dflt)
+		return snapshot.Duration(dflt)
 	}
-	return Duration(v)
+	return snapshot.Duration(v)
 }
 
 func orDefault[T comparable](v, dflt T) T {
@@ -652,3 +645,5 @@ func methods(ms []v1alpha1.HTTPMethod) []string {
 	}
 	return out
 }
+
+type serviceKey struct{ namespace, name string }

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -70,7 +71,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("snapshot differs from %s (-want +got):\n%s", golden, diff)
 			}
 			// The snapshot survives the gateway's strict decoder unchanged.
-			back, err := Decode(got)
+			back, err := snapshot.Decode(got)
 			if err != nil {
 				t.Fatalf("decode the compiled snapshot: %v", err)
 			}
@@ -215,63 +216,6 @@ func TestDeletedAndInvalidPoliciesAreLeftOut(t *testing.T) {
 	if len(snap.Policies) != 1 || snap.Policies[0].Kind != "RetryPolicy" {
 		t.Errorf("policies in force = %+v", snap.Policies)
 	}
-}
-
-func TestDecodeRefusesBadSnapshots(t *testing.T) {
-	good, err := Compile(readInput(t, "testdata/shop.in.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	goodJSON, _ := json.Marshal(good)
-	cases := []struct {
-		desc    string
-		data    string
-		wantErr string
-	}{
-		{desc: "not JSON", data: "{", wantErr: "decode snapshot"},
-		{desc: "unknown field", data: `{"version":1,"services":[],"policies":[],"extra":1}`, wantErr: "unknown field"},
-		{desc: "trailing data", data: string(goodJSON) + "{}", wantErr: "trailing data"},
-		{desc: "bad duration", data: strings.Replace(string(goodJSON), `"period":"1s"`, `"period":"soon"`, 1), wantErr: "invalid duration"},
-		{desc: "service without name", data: `{"version":2,"services":[{"namespace":"a","name":"","ports":[{"port":80,"endpoints":[]}]}],"policies":[]}`, wantErr: "namespace and name are required"},
-		{desc: "endpoint not an IP", data: `{"version":2,"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[{"address":"x","port":1,"type":"IPv4"}]}]}],"policies":[]}`, wantErr: "is not an IPv4 address"},
-		{desc: "zero burst", data: strings.Replace(string(goodJSON), `"burst":25`, `"burst":0`, 1), wantErr: "burst"},
-		{desc: "bad status codes", data: strings.Replace(string(goodJSON), `"500-599"`, `"599-500"`, 1), wantErr: "failureStatusCodes"},
-		{desc: "good", data: string(goodJSON)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.desc, func(t *testing.T) {
-			_, err := Decode([]byte(tc.data))
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			}
-		})
-	}
-}
-
-// FuzzDecode feeds arbitrary bytes to the gateway's snapshot decoder: it must never panic, and what it
-// accepts must validate and survive a round trip.
-func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"version":1,"services":[],"policies":[]}`))
-	f.Add([]byte(`{"version":2,"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[{"address":"fd00::1","port":1,"type":"IPv6"}]}]}],"policies":[]}`))
-	if data, err := os.ReadFile("testdata/shop.out.json"); err == nil {
-		f.Add(data)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Decode(data)
-		if err != nil {
-			return
-		}
-		out, err := json.Marshal(s)
-		if err != nil {
-			t.Fatalf("re-encode: %v", err)
-		}
-		if _, err := Decode(out); err != nil {
-			t.Fatalf("an accepted snapshot does not decode again: %v", err)
-		}
-	})
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -18,9 +18,7 @@ package compile
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // versioned is scaleInput with UIDs and resourceVersions on every object, as a cache holds them.
@@ -49,15 +48,15 @@ func versioned(n int) Input {
 func TestCompilerMatchesCompile(t *testing.T) {
 	in := versioned(60)
 	var c Compiler
-	var dec Decoder
-	var prev *Encoded
+	var dec snapshot.Decoder
+	var prev *snapshot.Encoded
 	steps := []struct {
 		desc   string
 		change func(in *Input)
 	}{
 		{"first", func(*Input) {}},
 		{"nothing changed", func(*Input) {}},
-		{"a RateLimit's new generation", func(in *Input) {
+		{"a snapshot.RateLimit's new generation", func(in *Input) {
 			in.RateLimits[3].Spec.Limits[0].Requests = 7
 			in.RateLimits[3].Generation++
 		}},
@@ -69,7 +68,7 @@ func TestCompilerMatchesCompile(t *testing.T) {
 			now := metav1.Now()
 			in.CircuitBreakers[2].DeletionTimestamp = &now
 		}},
-		{"a Service's new port", func(in *Input) {
+		{"a snapshot.Service's new port", func(in *Input) {
 			in.Services[5].Spec.Ports[0].Port = 8080
 			in.Services[5].ResourceVersion = "2"
 		}},
@@ -110,11 +109,11 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				t.Fatalf("%s: encoding of %s/%s is stale", st.desc, got.Services[i].Namespace, got.Services[i].Name)
 			}
 		}
-		var applied *Encoded
+		var applied *snapshot.Encoded
 		if prev == nil {
 			applied, err = dec.Decode(body)
 		} else {
-			delta, derr := Diff(prev, got)
+			delta, derr := snapshot.Diff(prev, got)
 			if derr != nil {
 				t.Fatal(derr)
 			}
@@ -129,80 +128,4 @@ func TestCompilerMatchesCompile(t *testing.T) {
 		}
 		prev = got
 	}
-}
-
-// A delta that does not decode strictly, or does not fit the snapshot held, is refused, and the
-// decoder then asks for a whole snapshot; one whose result does not validate is refused but held.
-func TestDecodeDeltaRefusesBadDeltas(t *testing.T) {
-	base, err := Compile(readInput(t, "testdata/shop.in.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(base)
-	svc, _ := json.Marshal(base.Services[0])
-	cases := []struct {
-		desc, delta, wantErr string
-		holds                bool
-	}{
-		{desc: "not JSON", delta: "{", wantErr: "decode delta"},
-		{desc: "unknown field", delta: `{"extra":1}`, wantErr: "unknown field"},
-		{desc: "unknown field in a service", delta: `{"services":[` + strings.Replace(string(svc), `"ports"`, `"x":1,"ports"`, 1) + `]}`, wantErr: "unknown field"},
-		{desc: "trailing data", delta: `{}{}`, wantErr: "trailing data"},
-		{desc: "removes what is not there", delta: `{"removed":["shop/nosuch"]}`, wantErr: "cannot remove"},
-		{desc: "a service twice", delta: `{"services":[` + string(svc) + `,` + string(svc) + `]}`, wantErr: "listed twice"},
-		{desc: "removes a policy not there", delta: `{"removedPolicies":["RateLimit/shop/nosuch"]}`, wantErr: "cannot remove policy"},
-		{desc: "invalid service", delta: `{"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[{"address":"x","port":1,"type":"IPv4"}]}]}]}`,
-			wantErr: "is not an IPv4 address", holds: true},
-		{desc: "good", delta: `{"removed":["` + base.Services[0].Namespace + "/" + base.Services[0].Name + `"]}`, holds: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.desc, func(t *testing.T) {
-			var d Decoder
-			if _, err := d.DecodeDelta([]byte(`{}`)); !errors.Is(err, ErrNoBase) {
-				t.Fatalf("a delta without a base: %v", err)
-			}
-			if _, err := d.Decode(body); err != nil {
-				t.Fatal(err)
-			}
-			_, err := d.DecodeDelta([]byte(tc.delta))
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			}
-			if d.Holds() != tc.holds {
-				t.Fatalf("holds %v after the delta, want %v", d.Holds(), tc.holds)
-			}
-		})
-	}
-}
-
-// FuzzDecodeDelta: arbitrary deltas never panic, and what is accepted validates and round-trips.
-func FuzzDecodeDelta(f *testing.F) {
-	base, err := Compile(readInput(f, "testdata/shop.in.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	body, _ := json.Marshal(base)
-	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"removed":["shop/checkout"],"removedPolicies":["RateLimit/shop/checkout"]}`))
-	f.Add([]byte(`{"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[]}]}],"policies":[{"kind":"RateLimit","namespace":"a","name":"b","uid":"u","generation":1}]}`))
-	f.Fuzz(func(t *testing.T, delta []byte) {
-		var d Decoder
-		if _, err := d.Decode(body); err != nil {
-			t.Fatal(err)
-		}
-		e, err := d.DecodeDelta(delta)
-		if err != nil {
-			return
-		}
-		if err := e.Validate(); err != nil {
-			t.Fatalf("an accepted delta gives an invalid snapshot: %v", err)
-		}
-		out, _ := e.Body()
-		if _, err := Decode(out); err != nil {
-			t.Fatalf("an accepted delta's snapshot does not decode: %v", err)
-		}
-	})
 }

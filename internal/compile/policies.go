@@ -17,11 +17,12 @@ package compile
 
 import (
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/snapshot"
 )
 
-func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*RateLimit, error) {
+func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*snapshot.RateLimit, error) {
 	s := p.Spec
-	out := &RateLimit{
+	out := &snapshot.RateLimit{
 		Policy:           refOf("RateLimit", p),
 		IPv6PrefixLength: defaultIPv6Prefix,
 		Delay:            s.OnExceeded == v1alpha1.OnExceededDelay,
@@ -32,13 +33,13 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*RateLimi
 		out.IPv6PrefixLength = int(orDefault(s.ClientIP.IPv6PrefixLength, defaultIPv6Prefix))
 	}
 	if out.Delay {
-		out.MaxDelay = Duration(defaultMaxDelay)
+		out.MaxDelay = snapshot.Duration(defaultMaxDelay)
 		if s.MaxDelay != nil {
 			out.MaxDelay = mustDuration(*s.MaxDelay, defaultMaxDelay)
 		}
 	}
 	for _, l := range s.Limits {
-		lim := Limit{
+		lim := snapshot.Limit{
 			Name:     l.Name,
 			Requests: int64(l.Requests),
 			Period:   mustDuration(l.Period, 0),
@@ -50,7 +51,7 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*RateLimi
 			lim.Burst = int64(*l.Burst)
 		}
 		for _, kp := range l.Key {
-			part := KeyPart{ClientIP: kp.ClientIP != nil}
+			part := snapshot.KeyPart{ClientIP: kp.ClientIP != nil}
 			if kp.Header != nil {
 				part.Header = string(*kp.Header)
 			}
@@ -76,7 +77,7 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*RateLimi
 			lim.Burst = max(lim.Burst/int64(replicas), 1)
 		}
 		lim.StateKey = stateKey(string(p.UID), "limit/"+l.Name+"/"+portLabel(k), struct {
-			Limit
+			snapshot.Limit
 			TrustedProxies []string
 			IPv6Prefix     int
 		}{lim, out.TrustedProxies, out.IPv6PrefixLength})
@@ -85,9 +86,9 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*RateLimi
 	return out, nil
 }
 
-func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *CircuitBreaker {
+func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.CircuitBreaker {
 	s := p.Spec
-	out := &CircuitBreaker{
+	out := &snapshot.CircuitBreaker{
 		Policy:             refOf("CircuitBreaker", p),
 		FailureStatusCodes: append([]string(nil), defaultFailureCodes...),
 		FailOnConnectError: true,
@@ -102,7 +103,7 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *CircuitBreake
 		DryRun:             s.Mode == v1alpha1.ModeDryRun,
 	}
 	if c := s.Concurrency; c != nil {
-		out.Concurrency = &Concurrency{MaxRequests: int(c.MaxRequests), MaxQueued: int(c.MaxQueued),
+		out.Concurrency = &snapshot.Concurrency{MaxRequests: int(c.MaxRequests), MaxQueued: int(c.MaxQueued),
 			QueueTimeout: mustDuration(c.QueueTimeout, defaultQueueTimeout)}
 	}
 	if fc := s.FailureCriteria; fc != nil {
@@ -114,7 +115,7 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *CircuitBreake
 	switch {
 	case s.Trip != nil && s.Trip.FailureRatio != nil:
 		r := s.Trip.FailureRatio
-		out.FailureRatio = &FailureRatio{
+		out.FailureRatio = &snapshot.FailureRatio{
 			Percent:         int(orDefault(r.Percent, defaultRatioPercent)),
 			MinimumRequests: int(orDefault(r.MinimumRequests, defaultRatioMinimum)),
 			Window:          mustDuration(r.Window, defaultRatioWindow),
@@ -133,14 +134,14 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *CircuitBreake
 		out.ServeStale = mustDuration(f.ServeStale, 0)
 	}
 	params := *out
-	params.Policy = PolicyRef{} // a new generation with the same parameters keeps the breaker's state
+	params.Policy = snapshot.PolicyRef{} // a new generation with the same parameters keeps the breaker's state
 	out.StateKey = stateKey(string(p.UID), "breaker/"+portLabel(k), params)
 	return out
 }
 
-func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *Retry {
+func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *snapshot.Retry {
 	s := p.Spec
-	out := &Retry{
+	out := &snapshot.Retry{
 		Policy:             refOf("RetryPolicy", p),
 		MaxAttempts:        int(orDefault(s.MaxAttempts, defaultMaxAttempts)),
 		RetryStatusCodes:   append([]string(nil), defaultRetryCodes...),
@@ -149,14 +150,14 @@ func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *Retry {
 		RetryTimeouts:      true,
 		Methods:            append([]string(nil), defaultRetryMethods...),
 		BackoffStrategy:    string(v1alpha1.BackoffExponential),
-		BackoffBase:        Duration(defaultBackoffBase),
-		BackoffMax:         Duration(defaultBackoffMax),
+		BackoffBase:        snapshot.Duration(defaultBackoffBase),
+		BackoffMax:         snapshot.Duration(defaultBackoffMax),
 		Jitter:             string(v1alpha1.JitterFull),
 		PerTryTimeout:      mustDuration(s.PerTryTimeout, 0),
 		Timeout:            mustDuration(s.Timeout, 0),
 		BudgetPercent:      defaultBudgetPercent,
 		BudgetMinPerSecond: defaultBudgetMinPerSec,
-		BudgetWindow:       Duration(defaultBudgetWindow),
+		BudgetWindow:       snapshot.Duration(defaultBudgetWindow),
 		RespectRetryAfter:  boolOr(s.RespectRetryAfter, true),
 	}
 	if r := s.RetryOn; r != nil {
@@ -189,7 +190,7 @@ func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *Retry {
 	}
 	out.StateKey = stateKey(string(p.UID), "budget/"+portLabel(k), struct {
 		Percent, MinPerSecond int
-		Window                Duration
+		Window                snapshot.Duration
 	}{out.BudgetPercent, out.BudgetMinPerSecond, out.BudgetWindow})
 	return out
 }

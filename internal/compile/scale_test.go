@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // scaleInput makes n Services, each with three endpoints and one policy, the kinds in turn.
@@ -70,7 +71,7 @@ func BenchmarkCompile(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			in := scaleInput(n)
-			var snap *Snapshot
+			var snap *snapshot.Snapshot
 			for b.Loop() {
 				var err error
 				if snap, err = Compile(in); err != nil {

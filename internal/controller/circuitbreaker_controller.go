@@ -52,7 +52,7 @@ func (r *CircuitBreakerReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // SetupWithManager registers the reconciler with the manager.
 func (r *CircuitBreakerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.CircuitBreaker]{
-		kind:        "CircuitBreaker",
+		kind:        v1alpha1.KindCircuitBreaker,
 		newObj:      func() *v1alpha1.CircuitBreaker { return &v1alpha1.CircuitBreaker{} },
 		newList:     func() client.ObjectList { return &v1alpha1.CircuitBreakerList{} },
 		validate:    func(p *v1alpha1.CircuitBreaker) field.ErrorList { return policy.ValidateCircuitBreaker(&p.Spec) },

@@ -38,6 +38,7 @@ import (
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/policy"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // targetNameIndex indexes policies by the names of the Services they target, so that a Service event
@@ -88,14 +89,14 @@ type policyReconciler[T v1alpha1.Policy] struct {
 // ProgrammedSource tells the reconcilers whether gateways run a policy at a generation. Until gateways
 // exist, NoGateways answers for all of them.
 type ProgrammedSource interface {
-	Programmed(kind, namespace, name string, generation int64) (status bool, reason, message string)
+	Programmed(key snapshot.PolicyKey, generation int64) (status bool, reason, message string)
 }
 
 // NoGateways reports every policy as not programmed because no gateway replica is connected.
 type NoGateways struct{}
 
 // Programmed implements ProgrammedSource.
-func (NoGateways) Programmed(string, string, string, int64) (bool, string, string) {
+func (NoGateways) Programmed(snapshot.PolicyKey, int64) (bool, string, string) {
 	return false, v1alpha1.ReasonNoGateways, "no gateway replica is connected to the manager"
 }
 
@@ -155,7 +156,8 @@ func (r *policyReconciler[T]) computeStatus(ctx context.Context, obj T) error {
 		setAcceptedFromTargets(st, gen)
 	}
 
-	ok, reason, msg := r.programmed.Programmed(r.ops.kind, obj.GetNamespace(), obj.GetName(), gen)
+	key := snapshot.PolicyKey{Kind: r.ops.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	ok, reason, msg := r.programmed.Programmed(key, gen)
 	setProgrammed(st, gen, ok, reason, msg)
 	st.ObservedGeneration = gen
 	return nil

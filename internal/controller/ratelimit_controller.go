@@ -50,7 +50,7 @@ func (r *RateLimitReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // SetupWithManager registers the reconciler with the manager.
 func (r *RateLimitReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.RateLimit]{
-		kind:     "RateLimit",
+		kind:     v1alpha1.KindRateLimit,
 		newObj:   func() *v1alpha1.RateLimit { return &v1alpha1.RateLimit{} },
 		newList:  func() client.ObjectList { return &v1alpha1.RateLimitList{} },
 		validate: func(p *v1alpha1.RateLimit) field.ErrorList { return policy.ValidateRateLimit(&p.Spec) },

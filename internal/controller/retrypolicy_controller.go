@@ -50,7 +50,7 @@ func (r *RetryPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // SetupWithManager registers the reconciler with the manager.
 func (r *RetryPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.RetryPolicy]{
-		kind:     "RetryPolicy",
+		kind:     v1alpha1.KindRetryPolicy,
 		newObj:   func() *v1alpha1.RetryPolicy { return &v1alpha1.RetryPolicy{} },
 		newList:  func() client.ObjectList { return &v1alpha1.RetryPolicyList{} },
 		validate: func(p *v1alpha1.RetryPolicy) field.ErrorList { return policy.ValidateRetryPolicy(&p.Spec) },

@@ -18,17 +18,16 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-
-	"k8s.io/apimachinery/pkg/api/meta"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/policy"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // BreakerSource reports a CircuitBreaker's live state across gateway replicas.
@@ -49,16 +48,16 @@ type Notifier struct {
 	client   client.Reader
 	interval time.Duration
 	poke     chan struct{}
-	channels map[string]chan event.GenericEvent
+	channels map[string]chan event.GenericEvent // by kind
 
 	mu   sync.Mutex
 	all  bool
-	keys map[string]bool // kind/namespace/name
+	keys map[snapshot.PolicyKey]bool
 }
 
-// Poke asks for the policies with these keys (kind/namespace/name) to be requeued, or all of them when
-// keys is nil; it never blocks.
-func (n *Notifier) Poke(keys []string) {
+// Poke asks for the policies with these keys to be requeued, or all of them when keys is nil; it
+// never blocks.
+func (n *Notifier) Poke(keys []snapshot.PolicyKey) {
 	n.mu.Lock()
 	if keys == nil {
 		n.all = true
@@ -84,7 +83,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 		}
 		n.mu.Lock()
 		all, keys := n.all, n.keys
-		n.all, n.keys = false, map[string]bool{}
+		n.all, n.keys = false, map[snapshot.PolicyKey]bool{}
 		n.mu.Unlock()
 		if all {
 			n.sweep(ctx)
@@ -100,27 +99,17 @@ func (n *Notifier) Start(ctx context.Context) error {
 }
 
 // requeue enqueues the named policies without listing anything.
-func (n *Notifier) requeue(ctx context.Context, keys map[string]bool) {
+func (n *Notifier) requeue(ctx context.Context, keys map[snapshot.PolicyKey]bool) {
 	for key := range keys {
-		parts := strings.SplitN(key, "/", 3)
-		if len(parts) != 3 {
+		kind, ok := policy.KindNamed(key.Kind)
+		if !ok {
 			continue
 		}
-		var obj client.Object
-		switch parts[0] {
-		case "RateLimit":
-			obj = &v1alpha1.RateLimit{}
-		case "CircuitBreaker":
-			obj = &v1alpha1.CircuitBreaker{}
-		case "RetryPolicy":
-			obj = &v1alpha1.RetryPolicy{}
-		default:
-			continue
-		}
-		obj.SetNamespace(parts[1])
-		obj.SetName(parts[2])
+		obj := kind.NewObject()
+		obj.SetNamespace(key.Namespace)
+		obj.SetName(key.Name)
 		select {
-		case n.channels[parts[0]] <- event.GenericEvent{Object: obj}:
+		case n.channels[kind.Name] <- event.GenericEvent{Object: obj}:
 		case <-ctx.Done():
 			return
 		}
@@ -128,26 +117,15 @@ func (n *Notifier) requeue(ctx context.Context, keys map[string]bool) {
 }
 
 func (n *Notifier) sweep(ctx context.Context) {
-	lists := map[string]client.ObjectList{
-		"RateLimit": &v1alpha1.RateLimitList{}, "CircuitBreaker": &v1alpha1.CircuitBreakerList{},
-		"RetryPolicy": &v1alpha1.RetryPolicyList{},
-	}
-	for kind, list := range lists {
+	for _, kind := range policy.Kinds {
+		list := kind.NewList()
 		if err := n.client.List(ctx, list); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "list policies to requeue", "kind", kind)
+			ctrl.LoggerFrom(ctx).Error(err, "list policies to requeue", "kind", kind.Name)
 			continue
 		}
-		objs, err := meta.ExtractList(list)
-		if err != nil {
-			continue
-		}
-		for _, o := range objs {
-			obj, ok := o.(client.Object)
-			if !ok {
-				continue
-			}
+		for _, obj := range kind.Items(list) {
 			select {
-			case n.channels[kind] <- event.GenericEvent{Object: obj}:
+			case n.channels[kind.Name] <- event.GenericEvent{Object: obj}:
 			case <-ctx.Done():
 				return
 			}
@@ -158,20 +136,22 @@ func (n *Notifier) sweep(ctx context.Context) {
 // SetupAll registers the reconcilers of all three kinds with the manager, and returns the notifier the
 // distribution server pokes when gateways change what they run.
 func SetupAll(mgr ctrl.Manager, opts Options) (*Notifier, error) {
-	n := &Notifier{client: mgr.GetClient(), interval: 100 * time.Millisecond, poke: make(chan struct{}, 1), keys: map[string]bool{},
-		channels: map[string]chan event.GenericEvent{
-			"RateLimit": make(chan event.GenericEvent, 1024), "CircuitBreaker": make(chan event.GenericEvent, 1024),
-			"RetryPolicy": make(chan event.GenericEvent, 1024),
-		}}
+	n := &Notifier{client: mgr.GetClient(), interval: 100 * time.Millisecond, poke: make(chan struct{}, 1),
+		keys: map[snapshot.PolicyKey]bool{}, channels: map[string]chan event.GenericEvent{}}
+	for _, kind := range policy.Kinds {
+		n.channels[kind.Name] = make(chan event.GenericEvent, 1024)
+	}
 	c := mgr.GetClient()
-	if err := (&RateLimitReconciler{Client: c, Programmed: opts.Programmed, requeue: n.channels["RateLimit"]}).SetupWithManager(mgr); err != nil {
+	if err := (&RateLimitReconciler{Client: c, Programmed: opts.Programmed,
+		requeue: n.channels[v1alpha1.KindRateLimit]}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up RateLimit reconciler: %w", err)
 	}
 	if err := (&CircuitBreakerReconciler{Client: c, Programmed: opts.Programmed, Breakers: opts.Breakers,
-		requeue: n.channels["CircuitBreaker"]}).SetupWithManager(mgr); err != nil {
+		requeue: n.channels[v1alpha1.KindCircuitBreaker]}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up CircuitBreaker reconciler: %w", err)
 	}
-	if err := (&RetryPolicyReconciler{Client: c, Programmed: opts.Programmed, requeue: n.channels["RetryPolicy"]}).SetupWithManager(mgr); err != nil {
+	if err := (&RetryPolicyReconciler{Client: c, Programmed: opts.Programmed,
+		requeue: n.channels[v1alpha1.KindRetryPolicy]}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up RetryPolicy reconciler: %w", err)
 	}
 	if err := mgr.Add(n); err != nil {

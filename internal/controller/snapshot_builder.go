@@ -31,6 +31,7 @@ import (
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
@@ -39,7 +40,7 @@ import (
 type Publisher interface {
 	// PublishEncoded sends a snapshot unless its content equals the current one (changed false). It
 	// keeps the snapshot, which the builder never modifies.
-	PublishEncoded(*compile.Encoded) (version uint64, changed bool, err error)
+	PublishEncoded(*snapshot.Encoded) (version uint64, changed bool, err error)
 	Replicas() int
 }
 

@@ -20,11 +20,11 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"resilience.dev/operator/internal/controlplane"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // TestTokenReviewAuthenticator runs against a real kube-apiserver: only a token of the gateway's own
@@ -166,12 +167,12 @@ func TestConfigMapStore(t *testing.T) {
 	store := &ConfigMapStore{Client: c, Reader: c, Namespace: "store-test"}
 	now := time.Now().Truncate(time.Millisecond)
 	st := GatewayState{Replica: "gw-0 (any name)", Manager: "m0", Heartbeat: now,
-		Policies: map[string]int64{"RateLimit/shop/checkout": 3, "RetryPolicy/shop/catalog": 1},
+		Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}: 3, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "shop", Name: "catalog"}: 1},
 		Breakers: map[string]string{"shop/payments|payments:80|[fd00::1]:8080": "Open"}}
 	if err := store.Put(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	st.Policies["RateLimit/shop/checkout"] = 4
+	st.Policies[snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}] = 4
 	if err := store.Put(ctx, st); err != nil { // an update, by server-side apply
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/net/http2"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 
 	"resilience.dev/operator/internal/patterns/backoff"
 )
@@ -55,18 +55,18 @@ type Client struct {
 	// gateway then keeps its last good snapshot and the error is reported in the ack). Used when
 	// ApplySnapshot is nil: every version then comes whole.
 	Apply func(version uint64, snapshot []byte) error
-	// ApplySnapshot, when set, enforces a snapshot the client decoded and validated (compile.Decoder),
+	// ApplySnapshot, when set, enforces a snapshot the client decoded and validated (snapshot.Decoder),
 	// with the encoding of each Service, or returns an error as Apply does. With it the client asks
 	// for deltas: after the first snapshot the manager sends only what changed, the client applies it
 	// to the snapshot it was sent last, and decodes and validates again only the Services that changed.
-	ApplySnapshot func(version uint64, snap *compile.Encoded) error
+	ApplySnapshot func(version uint64, snap *snapshot.Encoded) error
 	// Resync lists the breakers that are not closed, sent after each connect.
 	Resync func() []BreakerChange
 	Log    logr.Logger
 
 	once      sync.Once
-	decoder   compile.Decoder // the snapshot last sent (ApplySnapshot); used by one stream at a time
-	held      uint64          // its version
+	decoder   snapshot.Decoder // the snapshot last sent (ApplySnapshot); used by one stream at a time
+	held      uint64           // its version
 	outbox    chan BreakerChange
 	dropped   atomic.Int64
 	connected atomic.Bool
@@ -229,7 +229,7 @@ func (c *Client) handle(f *ServerFrame, received time.Time) *Ack {
 	case c.ApplySnapshot == nil:
 		err = errors.New("a delta, which this gateway did not ask for")
 	case len(f.Snapshot) > 0:
-		var e *compile.Encoded
+		var e *snapshot.Encoded
 		e, err = c.decoder.Decode(f.Snapshot)
 		if c.held = 0; c.decoder.Holds() {
 			c.held = f.Version
@@ -240,10 +240,10 @@ func (c *Client) handle(f *ServerFrame, received time.Time) *Ack {
 			err = c.ApplySnapshot(f.Version, e)
 		}
 	default:
-		var e *compile.Encoded
+		var e *snapshot.Encoded
 		if !c.decoder.Holds() || c.held != f.Base {
 			c.decoder.Reset()
-			err = compile.ErrNoBase
+			err = snapshot.ErrNoBase
 		} else {
 			e, err = c.decoder.DecodeDelta(f.Delta)
 		}

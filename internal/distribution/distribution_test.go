@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // tokenAuth accepts one token.
@@ -52,7 +53,7 @@ type recorder struct {
 }
 
 func (r *recorder) apply(version uint64, data []byte) error {
-	if _, err := compile.Decode(data); err != nil {
+	if _, err := snapshot.Decode(data); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -110,21 +111,21 @@ func startServer(t *testing.T, srv *Server) (string, *tls.Config) {
 
 // snapshotWith holds the checkout RateLimit at generation gen; endpoints > 0 adds that many endpoints to
 // a Service, so snapshots of one generation can differ the way endpoint churn makes them differ.
-func snapshotWith(gen int64, endpoints ...int) *compile.Snapshot {
-	s := &compile.Snapshot{Services: []compile.Service{}, Policies: []compile.PolicyRef{
+func snapshotWith(gen int64, endpoints ...int) *snapshot.Snapshot {
+	s := &snapshot.Snapshot{Services: []snapshot.Service{}, Policies: []snapshot.PolicyRef{
 		{Kind: "RateLimit", Namespace: "shop", Name: "checkout", UID: "u", Generation: gen}}}
 	if len(endpoints) > 0 {
-		port := compile.Port{Port: 80, Endpoints: []compile.Endpoint{}}
+		port := snapshot.Port{Port: 80, Endpoints: []snapshot.Endpoint{}}
 		for i := range endpoints[0] {
-			port.Endpoints = append(port.Endpoints, compile.Endpoint{Address: fmt.Sprintf("10.0.0.%d", i+1), Port: 8080, Type: compile.AddressIPv4})
+			port.Endpoints = append(port.Endpoints, snapshot.Endpoint{Address: fmt.Sprintf("10.0.0.%d", i+1), Port: 8080, Type: snapshot.AddressIPv4})
 		}
-		s.Services = append(s.Services, compile.Service{Namespace: "shop", Name: "checkout", Ports: []compile.Port{port}})
+		s.Services = append(s.Services, snapshot.Service{Namespace: "shop", Name: "checkout", Ports: []snapshot.Port{port}})
 	}
 	return s
 }
 
 // publish publishes and fails the test unless a new version went out.
-func publish(t *testing.T, srv *Server, snap *compile.Snapshot) uint64 {
+func publish(t *testing.T, srv *Server, snap *snapshot.Snapshot) uint64 {
 	t.Helper()
 	v, changed, err := srv.Publish(snap)
 	if err != nil || !changed {
@@ -147,7 +148,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
-	if ok, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 1); ok || reason != "NoGateways" {
+	if ok, reason, _ := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 1); ok || reason != "NoGateways" {
 		t.Fatalf("before any gateway: %v %s, want NoGateways", ok, reason)
 	}
 	v1 := publish(t, srv, snapshotWith(1))
@@ -162,7 +163,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 
 	eventually(t, "the current snapshot at connect", func() bool { return rec.last() == v1 })
 	eventually(t, "Programmed 1/1", func() bool {
-		ok, _, msg := srv.Programmed("RateLimit", "shop", "checkout", 1)
+		ok, _, msg := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 1)
 		return ok && msg == "1/1 gateway replicas"
 	})
 
@@ -172,7 +173,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	rec.mu.Unlock()
 	publish(t, srv, snapshotWith(2))
 	eventually(t, "Pending naming the lagging replica", func() bool {
-		ok, reason, msg := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		ok, reason, msg := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2)
 		return !ok && reason == "Pending" && strings.Contains(msg, "0/1 gateway replicas; waiting for gw-0")
 	})
 	rec.mu.Lock()
@@ -181,13 +182,13 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	v3 := publish(t, srv, snapshotWith(2, 1)) // the same generation, other content: a new version
 	eventually(t, "the new version applied", func() bool { return rec.last() == v3 })
 	eventually(t, "Programmed for generation 2", func() bool {
-		ok, _, _ := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		ok, _, _ := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2)
 		return ok
 	})
 	// Endpoint churn: a new version with the same generation keeps it Programmed throughout.
 	for i := range 5 {
 		publish(t, srv, snapshotWith(2, i+2))
-		if ok, _, msg := srv.Programmed("RateLimit", "shop", "checkout", 2); !ok {
+		if ok, _, msg := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2); !ok {
 			t.Fatalf("a new version with the same generation flipped Programmed: %s", msg)
 		}
 	}
@@ -207,7 +208,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	cancel()
 	<-done
 	eventually(t, "NoGateways after the gateway left", func() bool {
-		_, reason, _ := srv.Programmed("RateLimit", "shop", "checkout", 2)
+		_, reason, _ := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2)
 		return reason == "NoGateways"
 	})
 	if st, _, _ := srv.BreakerStatus("shop", "payments"); st != "Closed" {
@@ -257,7 +258,7 @@ func TestUnauthenticatedGetsNothing(t *testing.T) {
 func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
 	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
-	bad := &compile.Snapshot{Services: []compile.Service{{Namespace: "a", Name: "b"}}, Policies: []compile.PolicyRef{}} // no ports: invalid
+	bad := &snapshot.Snapshot{Services: []snapshot.Service{{Namespace: "a", Name: "b"}}, Policies: []snapshot.PolicyRef{}} // no ports: invalid
 	publish(t, srv, bad)
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -307,7 +308,7 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 		go func() { _ = c.Run(ctx) }()
 	}
 	eventually(t, "the leader counts both gateways", func() bool {
-		ok, _, msg := leader.Programmed("RateLimit", "shop", "checkout", 1)
+		ok, _, msg := leader.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 1)
 		return ok && msg == "2/2 gateway replicas"
 	})
 	if n := leader.Replicas(); n != 2 {
@@ -322,7 +323,7 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 	// A new generation that only the leader's gateway has applied is Pending, naming the other.
 	publish(t, leader, snapshotWith(2))
 	eventually(t, "Pending waiting for gw-b", func() bool {
-		ok, reason, msg := leader.Programmed("RateLimit", "shop", "checkout", 2)
+		ok, reason, msg := leader.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2)
 		return !ok && reason == "Pending" && msg == "1/2 gateway replicas; waiting for gw-b"
 	})
 }
@@ -330,33 +331,37 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 func TestChangedKeys(t *testing.T) {
 	base := func() map[string]GatewayState {
 		return map[string]GatewayState{
-			"gw-0": {Replica: "gw-0", Policies: map[string]int64{"RateLimit/a/x": 1, "RetryPolicy/a/y": 2}, Breakers: map[string]string{}},
-			"gw-1": {Replica: "gw-1", Policies: map[string]int64{"RateLimit/a/x": 1, "RetryPolicy/a/y": 2}, Breakers: map[string]string{}},
+			"gw-0": {Replica: "gw-0", Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}: 1, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}: 2}, Breakers: map[string]string{}},
+			"gw-1": {Replica: "gw-1", Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}: 1, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}: 2}, Breakers: map[string]string{}},
 		}
 	}
 	cases := []struct {
 		desc   string
 		mutate func(map[string]GatewayState)
-		want   []string
+		want   []snapshot.PolicyKey
 	}{
 		{desc: "a heartbeat only", mutate: func(m map[string]GatewayState) {
 			st := m["gw-0"]
 			st.Heartbeat = time.Now()
 			m["gw-0"] = st
-		}, want: []string{}},
-		{desc: "one replica applied a new generation", mutate: func(m map[string]GatewayState) { m["gw-1"].Policies["RateLimit/a/x"] = 2 },
-			want: []string{"RateLimit/a/x"}},
-		{desc: "a policy left the snapshot", mutate: func(m map[string]GatewayState) { delete(m["gw-0"].Policies, "RetryPolicy/a/y") },
-			want: []string{"RetryPolicy/a/y"}},
+		}, want: []snapshot.PolicyKey{}},
+		{desc: "one replica applied a new generation", mutate: func(m map[string]GatewayState) {
+			m["gw-1"].Policies[snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}] = 2
+		},
+			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}}},
+		{desc: "a policy left the snapshot", mutate: func(m map[string]GatewayState) {
+			delete(m["gw-0"].Policies, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"})
+		},
+			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}}},
 		{desc: "a breaker opened", mutate: func(m map[string]GatewayState) { m["gw-0"].Breakers["a/pay|pay:80|"] = "Open" },
-			want: []string{"CircuitBreaker/a/pay"}},
+			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "CircuitBreaker", Namespace: "a", Name: "pay"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			cur := base()
 			tc.mutate(cur)
 			got := changedKeys(base(), cur)
-			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("changed %v, want %v", got, tc.want)
 			}
 		})
@@ -388,7 +393,7 @@ type deltaRecorder struct {
 	onApply func() // run on the client's stream goroutine
 }
 
-func (r *deltaRecorder) apply(version uint64, e *compile.Encoded) error {
+func (r *deltaRecorder) apply(version uint64, e *snapshot.Encoded) error {
 	body, err := e.Body()
 	if err != nil {
 		return err
@@ -421,14 +426,14 @@ func (r *deltaRecorder) body(version uint64) []byte {
 func TestDeltas(t *testing.T) {
 	srv := newServer(t, "m0", &MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
-	twoServices := func(gen int64, eps int) *compile.Snapshot {
+	twoServices := func(gen int64, eps int) *snapshot.Snapshot {
 		s := snapshotWith(gen, eps)
 		other := s.Services[0]
 		other.Name = "web"
 		s.Services = append(s.Services, other)
 		return s
 	}
-	want := func(s *compile.Snapshot) []byte {
+	want := func(s *snapshot.Snapshot) []byte {
 		c := *s
 		c.Version = 0
 		b, _ := json.Marshal(&c)
@@ -448,7 +453,7 @@ func TestDeltas(t *testing.T) {
 		t.Fatalf("got %s, want %s", rec.body(v1), want(s1))
 	}
 
-	for i, s := range []*compile.Snapshot{twoServices(1, 2), twoServices(2, 2), snapshotWith(2, 2), twoServices(3, 1)} {
+	for i, s := range []*snapshot.Snapshot{twoServices(1, 2), twoServices(2, 2), snapshotWith(2, 2), twoServices(3, 1)} {
 		v := publish(t, srv, s)
 		srv.mu.Lock()
 		isDelta := srv.current.delta != nil && srv.current.full == nil
@@ -497,7 +502,7 @@ func TestDeltas(t *testing.T) {
 		t.Fatal("the version after a lost base was not sent whole")
 	}
 	eventually(t, "Programmed for generation 5", func() bool {
-		ok, _, _ := srv.Programmed("RateLimit", "shop", "checkout", 5)
+		ok, _, _ := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 5)
 		return ok
 	})
 	cancel()

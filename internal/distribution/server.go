@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // Authenticator decides whether a bearer token belongs to a gateway, and names the replica.
@@ -63,7 +65,7 @@ type Server struct {
 	// OnChange is called (without locks held) when what gateways run changed, with the keys
 	// (kind/namespace/name) of the policies whose Programmed or breaker status may differ; nil keys
 	// mean every policy (a gateway came or went).
-	OnChange func(keys []string)
+	OnChange func(keys []snapshot.PolicyKey)
 	// OnBreaker is called (without locks held) for every breaker transition a gateway reports.
 	OnBreaker func(replica string, change BreakerChange)
 	// OnReplicas is called (without locks held) when the number of live gateway replicas, across all
@@ -72,7 +74,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	current  *published
-	history  map[uint64]map[string]int64 // version -> policy key -> generation
+	history  map[uint64]map[snapshot.PolicyKey]int64 // version -> policy key -> generation
 	order    []uint64
 	conns    map[string]*conn        // replica -> its stream to this manager replica
 	replicas int                     // live gateway replicas last counted from the store
@@ -81,8 +83,8 @@ type Server struct {
 
 type published struct {
 	version  uint64
-	content  *compile.Encoded
-	policies map[string]int64
+	content  *snapshot.Encoded
+	policies map[snapshot.PolicyKey]int64
 
 	// base is the version before this one and delta the frame that turns it into this one, for the
 	// gateways that take deltas and were sent base; nil when there is no base.
@@ -131,10 +133,10 @@ type conn struct {
 	cancel   context.CancelFunc
 	acked    uint64
 	ackErr   string
-	policies map[string]int64  // of the acked version
-	breakers map[string]string // breaker key -> state, not closed
-	dirty    bool              // state not yet written to the store
-	needFull bool              // the gateway lacks the base of our deltas: send the whole snapshot
+	policies map[snapshot.PolicyKey]int64 // of the acked version
+	breakers map[string]string            // breaker key -> state, not closed
+	dirty    bool                         // state not yet written to the store
+	needFull bool                         // the gateway lacks the base of our deltas: send the whole snapshot
 }
 
 // StaleAfter is how long a gateway state without a heartbeat still counts: its manager replica
@@ -146,7 +148,7 @@ const StaleAfter = 30 * time.Second
 func NewServer(auth Authenticator, store StateStore, manager string, log logr.Logger) *Server {
 	return &Server{
 		auth: auth, store: store, manager: manager, log: log,
-		history: map[uint64]map[string]int64{},
+		history: map[uint64]map[snapshot.PolicyKey]int64{},
 		conns:   map[string]*conn{},
 	}
 }
@@ -288,8 +290,8 @@ func sameReplicas(a, b map[string]GatewayState) bool {
 
 // changedKeys lists the policies whose generation on some replica, or whose breaker state, differs
 // between two views of the same replicas.
-func changedKeys(old, cur map[string]GatewayState) []string {
-	set := map[string]bool{}
+func changedKeys(old, cur map[string]GatewayState) []snapshot.PolicyKey {
+	set := map[snapshot.PolicyKey]bool{}
 	for r, n := range cur {
 		o := old[r]
 		for k, g := range n.Policies {
@@ -306,16 +308,16 @@ func changedKeys(old, cur map[string]GatewayState) []string {
 			for k, st := range pair[0] {
 				if pair[1][k] != st {
 					ns, name, _ := strings.Cut(strings.SplitN(k, "|", 2)[0], "/")
-					set["CircuitBreaker/"+ns+"/"+name] = true
+					set[snapshot.PolicyKey{Kind: v1alpha1.KindCircuitBreaker, Namespace: ns, Name: name}] = true
 				}
 			}
 		}
 	}
-	keys := make([]string, 0, len(set))
+	keys := make([]snapshot.PolicyKey, 0, len(set))
 	for k := range set {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.SortFunc(keys, snapshot.PolicyKey.Compare)
 	return keys
 }
 
@@ -323,8 +325,8 @@ func changedKeys(old, cur map[string]GatewayState) []string {
 // content equals the current one: then it returns the current version and changed false. It stamps
 // the version in the frame: higher than every earlier one, and close to wall-clock milliseconds so
 // versions from different manager replicas compare sensibly.
-func (s *Server) Publish(snap *compile.Snapshot) (version uint64, changed bool, err error) {
-	e, err := compile.Encode(snap)
+func (s *Server) Publish(snap *snapshot.Snapshot) (version uint64, changed bool, err error) {
+	e, err := snapshot.Encode(snap)
 	if err != nil {
 		return 0, false, fmt.Errorf("encode snapshot: %w", err)
 	}
@@ -335,10 +337,10 @@ func (s *Server) Publish(snap *compile.Snapshot) (version uint64, changed bool, 
 // it keeps: the caller must not modify it. Gateways that take deltas get only the Services and
 // policies that changed since the version they were sent last; the others, and gateways that
 // (re)connect, get the whole snapshot, encoded once when first needed.
-func (s *Server) PublishEncoded(e *compile.Encoded) (version uint64, changed bool, err error) {
+func (s *Server) PublishEncoded(e *snapshot.Encoded) (version uint64, changed bool, err error) {
 	content := *e.Snapshot
 	content.Version = 0
-	e = &compile.Encoded{Snapshot: &content, Encodings: e.Encodings}
+	e = &snapshot.Encoded{Snapshot: &content, Encodings: e.Encodings}
 	s.mu.Lock()
 	prev := s.current
 	if prev != nil && e.SameContent(prev.content) {
@@ -351,12 +353,12 @@ func (s *Server) PublishEncoded(e *compile.Encoded) (version uint64, changed boo
 	}
 	s.mu.Unlock()
 
-	p := &published{version: version, content: e, policies: make(map[string]int64, len(e.Policies))}
+	p := &published{version: version, content: e, policies: make(map[snapshot.PolicyKey]int64, len(e.Policies))}
 	for _, r := range e.Policies {
 		p.policies[r.Key()] = r.Generation
 	}
 	if prev != nil {
-		delta, err := compile.Diff(prev.content, e)
+		delta, err := snapshot.Diff(prev.content, e)
 		if err != nil {
 			return 0, false, fmt.Errorf("encode delta: %w", err)
 		}
@@ -453,7 +455,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) register(replica string, deltas bool, cancel context.CancelFunc) *conn {
 	c := &conn{replica: replica, deltas: deltas, notify: make(chan struct{}, 1), cancel: cancel,
-		policies: map[string]int64{}, breakers: map[string]string{}, dirty: true}
+		policies: map[snapshot.PolicyKey]int64{}, breakers: map[string]string{}, dirty: true}
 	c.notify <- struct{}{} // send the current snapshot at once
 	s.mu.Lock()
 	old := s.conns[replica]
@@ -645,17 +647,16 @@ func (s *Server) BreakerStatus(namespace, name string) (state string, openReplic
 
 // Programmed reports whether every connected gateway replica runs a snapshot holding the policy at
 // the given generation. Endpoint changes make new versions but keep generations, so they do not flip it.
-func (s *Server) Programmed(kind, namespace, name string, generation int64) (bool, string, string) {
-	key := compile.PolicyRef{Kind: kind, Namespace: namespace, Name: name}.Key()
+func (s *Server) Programmed(key snapshot.PolicyKey, generation int64) (bool, string, string) {
 	states := s.liveStates()
 	if len(states) == 0 {
-		return false, "NoGateways", "no gateway replica is connected to the manager"
+		return false, v1alpha1.ReasonNoGateways, "no gateway replica is connected to the manager"
 	}
 	s.mu.Lock()
 	compiled := s.current != nil && s.current.policies[key] == generation
 	s.mu.Unlock()
 	if !compiled {
-		return false, "Pending", fmt.Sprintf("0/%d gateway replicas: generation %d is not in force (see Accepted) or not compiled yet", len(states), generation)
+		return false, v1alpha1.ReasonPending, fmt.Sprintf("0/%d gateway replicas: generation %d is not in force (see Accepted) or not compiled yet", len(states), generation)
 	}
 	var lagging []string
 	for _, st := range states {
@@ -665,12 +666,12 @@ func (s *Server) Programmed(kind, namespace, name string, generation int64) (boo
 	}
 	ready := len(states) - len(lagging)
 	if len(lagging) == 0 {
-		return true, "Programmed", fmt.Sprintf("%d/%d gateway replicas", ready, len(states))
+		return true, v1alpha1.ReasonProgrammed, fmt.Sprintf("%d/%d gateway replicas", ready, len(states))
 	}
-	return false, "Pending", fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(states), strings.Join(lagging, ", "))
+	return false, v1alpha1.ReasonPending, fmt.Sprintf("%d/%d gateway replicas; waiting for %s", ready, len(states), strings.Join(lagging, ", "))
 }
 
-func (s *Server) changedKeys(keys []string) {
+func (s *Server) changedKeys(keys []snapshot.PolicyKey) {
 	if s.OnChange != nil {
 		s.OnChange(keys)
 	}

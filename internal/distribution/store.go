@@ -30,6 +30,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // GatewayState is what one gateway replica runs, as every manager replica sees it: the generation of
@@ -39,8 +41,8 @@ import (
 type GatewayState struct {
 	Replica   string
 	Manager   string
-	Policies  map[string]int64  // policy key -> generation
-	Breakers  map[string]string // breaker key -> Open | HalfOpen
+	Policies  map[snapshot.PolicyKey]int64 // policy -> generation
+	Breakers  map[string]string            // breaker key -> Open | HalfOpen
 	Heartbeat time.Time
 }
 
@@ -134,7 +136,7 @@ func (s *ConfigMapStore) Put(ctx context.Context, st GatewayState) error {
 			Labels:      map[string]string{StateLabel: "true", "app.kubernetes.io/part-of": "resilience-operator"},
 			Annotations: map[string]string{heartbeatAnnot: st.Heartbeat.UTC().Format(time.RFC3339Nano)}},
 		Data: map[string]string{keyReplica: st.Replica, keyManager: st.Manager,
-			keyPolicies: encodeLines(st.Policies, func(g int64) string { return strconv.FormatInt(g, 10) }),
+			keyPolicies: encodeLines(policyLines(st.Policies), func(g int64) string { return strconv.FormatInt(g, 10) }),
 			keyBreakers: encodeLines(st.Breakers, func(s string) string { return s })},
 	}
 	if err := s.Client.Patch(ctx, cm, client.Apply, client.FieldOwner(stateFieldOwner), client.ForceOwnership); err != nil {
@@ -171,10 +173,10 @@ func (s *ConfigMapStore) List(ctx context.Context) ([]GatewayState, error) {
 		hb, _ := time.Parse(time.RFC3339Nano, cm.Annotations[heartbeatAnnot])
 		out = append(out, GatewayState{
 			Replica: cm.Data[keyReplica], Manager: cm.Data[keyManager], Heartbeat: hb,
-			Policies: decodeLines(cm.Data[keyPolicies], func(v string) (int64, bool) {
+			Policies: policiesOf(decodeLines(cm.Data[keyPolicies], func(v string) (int64, bool) {
 				g, err := strconv.ParseInt(v, 10, 64)
 				return g, err == nil
-			}),
+			})),
 			Breakers: decodeLines(cm.Data[keyBreakers], func(v string) (string, bool) { return v, v != "" }),
 		})
 	}
@@ -208,6 +210,26 @@ func decodeLines[V any](s string, parse func(string) (V, bool)) map[string]V {
 		}
 		if val, ok := parse(v); ok {
 			out[k] = val
+		}
+	}
+	return out
+}
+
+// policyLines keys the generations by the policies' text, as encodeLines writes them.
+func policyLines(m map[snapshot.PolicyKey]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, g := range m {
+		out[k.String()] = g
+	}
+	return out
+}
+
+// policiesOf reads what policyLines wrote, leaving out lines that are not a policy key.
+func policiesOf(m map[string]int64) map[snapshot.PolicyKey]int64 {
+	out := make(map[snapshot.PolicyKey]int64, len(m))
+	for text, g := range m {
+		if k, err := snapshot.ParsePolicyKey(text); err == nil {
+			out[k] = g
 		}
 	}
 	return out

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // A new snapshot keeps the state of every part whose StateKey is unchanged: a drained bucket stays
@@ -50,19 +50,19 @@ func TestStateAcrossApply(t *testing.T) {
 	var log eventLog
 	g := newGW(t, Options{Clock: clk, OnBreakerChange: log.add}, mem, nil)
 
-	mk := func(version uint64, gen int64, lim compile.Limit, cb *compile.CircuitBreaker, eps ...compile.Endpoint) *compile.Snapshot {
+	mk := func(version uint64, gen int64, lim snapshot.Limit, cb *snapshot.CircuitBreaker, eps ...snapshot.Endpoint) *snapshot.Snapshot {
 		p := port(eps...)
 		p.RateLimit = rateLimit(lim)
 		p.CircuitBreaker = cb
 		p.Retry = retry(1)
 		p.RateLimit.Policy.Generation, p.CircuitBreaker.Policy.Generation = gen, gen
 		s := snap(version, p)
-		s.Policies = []compile.PolicyRef{p.RateLimit.Policy, p.CircuitBreaker.Policy}
+		s.Policies = []snapshot.PolicyRef{p.RateLimit.Policy, p.CircuitBreaker.Policy}
 		return s
 	}
 	lim := limit("total", 1, time.Hour, 3)
 	cb := circuitBreaker(1)
-	cb.ServeStale = compile.Duration(time.Hour)
+	cb.ServeStale = snapshot.Duration(time.Hour)
 	if err := g.Apply(mk(1, 1, lim, cb, ep(1), ep(2))); err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +143,8 @@ func TestOpenBreakerSurvivesEndpointChange(t *testing.T) {
 	mem.handle(epAddr(1), h)
 	mem.handle(epAddr(2), h)
 	cb := circuitBreaker(1)
-	cb.OpenDuration = compile.Duration(time.Minute)
-	cb.ServeStale = compile.Duration(time.Hour)
+	cb.OpenDuration = snapshot.Duration(time.Minute)
+	cb.ServeStale = snapshot.Duration(time.Hour)
 	g := newGW(t, Options{Clock: clk}, mem, withBreaker(cb, ep(1)))
 	get(g, "http://api.shop/page")
 	get(g, "http://api.shop/x")
@@ -166,28 +166,28 @@ func TestApplyRefusesMalformed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		desc   string
-		mutate func(*compile.Snapshot)
+		mutate func(*snapshot.Snapshot)
 	}{
 		{desc: "nil snapshot", mutate: nil},
-		{desc: "port 0", mutate: func(s *compile.Snapshot) { s.Services[0].Ports[0].Port = 0 }},
-		{desc: "service listed twice", mutate: func(s *compile.Snapshot) { s.Services = append(s.Services, s.Services[0]) }},
-		{desc: "bad endpoint address", mutate: func(s *compile.Snapshot) { s.Services[0].Ports[0].Endpoints[0].Address = "10.0.0" }},
-		{desc: "limit without state key", mutate: func(s *compile.Snapshot) {
+		{desc: "port 0", mutate: func(s *snapshot.Snapshot) { s.Services[0].Ports[0].Port = 0 }},
+		{desc: "service listed twice", mutate: func(s *snapshot.Snapshot) { s.Services = append(s.Services, s.Services[0]) }},
+		{desc: "bad endpoint address", mutate: func(s *snapshot.Snapshot) { s.Services[0].Ports[0].Endpoints[0].Address = "10.0.0" }},
+		{desc: "limit without state key", mutate: func(s *snapshot.Snapshot) {
 			l := limit("x", 1, time.Second, 1)
 			l.StateKey = ""
 			s.Services[0].Ports[0].RateLimit = rateLimit(l)
 		}},
-		{desc: "breaker with both trips", mutate: func(s *compile.Snapshot) {
+		{desc: "breaker with both trips", mutate: func(s *snapshot.Snapshot) {
 			cb := circuitBreaker(3)
-			cb.FailureRatio = &compile.FailureRatio{Percent: 50, MinimumRequests: 1, Window: compile.Duration(time.Second)}
+			cb.FailureRatio = &snapshot.FailureRatio{Percent: 50, MinimumRequests: 1, Window: snapshot.Duration(time.Second)}
 			s.Services[0].Ports[0].CircuitBreaker = cb
 		}},
-		{desc: "bad status code", mutate: func(s *compile.Snapshot) {
+		{desc: "bad status code", mutate: func(s *snapshot.Snapshot) {
 			cb := circuitBreaker(3)
 			cb.FailureStatusCodes = []string{"5xx"}
 			s.Services[0].Ports[0].CircuitBreaker = cb
 		}},
-		{desc: "maxAttempts 11", mutate: func(s *compile.Snapshot) { s.Services[0].Ports[0].Retry = retry(11) }},
+		{desc: "maxAttempts 11", mutate: func(s *snapshot.Snapshot) { s.Services[0].Ports[0].Retry = retry(11) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -195,7 +195,7 @@ func TestApplyRefusesMalformed(t *testing.T) {
 			mem := newMem()
 			mem.handle(epAddr(1), ok200)
 			g := newGW(t, Options{}, mem, snap(1, port(ep(1))))
-			var s *compile.Snapshot
+			var s *snapshot.Snapshot
 			if tt.mutate != nil {
 				s = snap(2, port(ep(1)))
 				tt.mutate(s)
@@ -246,7 +246,7 @@ func TestMetrics(t *testing.T) {
 	mem.handle(epAddr(1), status(503))
 	p := port(ep(1))
 	l := limit("per-user", 100, time.Second, 100)
-	l.Key = []compile.KeyPart{{Header: "X-User-ID"}, {ClientIP: true}}
+	l.Key = []snapshot.KeyPart{{Header: "X-User-ID"}, {ClientIP: true}}
 	p.RateLimit = rateLimit(l)
 	p.CircuitBreaker = circuitBreaker(5)
 	p.Retry = retry(2)
@@ -292,7 +292,7 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 	mem.handle(epAddr(1), status(500))
 	mem.handle(epAddr(2), ok200)
 	mem.handle(epAddr(3), ok200)
-	mk := func(version uint64, apiEps []compile.Endpoint, withShop2 bool) *compile.Snapshot {
+	mk := func(version uint64, apiEps []snapshot.Endpoint, withShop2 bool) *snapshot.Snapshot {
 		api := port(apiEps...)
 		api.CircuitBreaker = circuitBreaker(1)
 		api.RateLimit = rateLimit(limit("total", 1, time.Hour, 3))
@@ -300,25 +300,25 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 		web.RateLimit = rateLimit(limit("web", 1, time.Hour, 2))
 		web.RateLimit.Limits[0].StateKey = "uid-web/limit"
 		web.RateLimit.Policy = ref("RateLimit", "web")
-		s := &compile.Snapshot{Version: version, Services: []compile.Service{
-			{Namespace: "shop", Name: "api", Ports: []compile.Port{api}},
-			{Namespace: "shop", Name: "web", Ports: []compile.Port{web}},
+		s := &snapshot.Snapshot{Version: version, Services: []snapshot.Service{
+			{Namespace: "shop", Name: "api", Ports: []snapshot.Port{api}},
+			{Namespace: "shop", Name: "web", Ports: []snapshot.Port{web}},
 		}}
 		if withShop2 {
 			other := port(ep(2))
 			other.CircuitBreaker = circuitBreaker(2)
 			other.CircuitBreaker.StateKey = "uid-other/breaker"
-			s.Services = append(s.Services, compile.Service{Namespace: "shop2", Name: "other", Ports: []compile.Port{other}})
+			s.Services = append(s.Services, snapshot.Service{Namespace: "shop2", Name: "other", Ports: []snapshot.Port{other}})
 		}
 		return s
 	}
-	g := newGW(t, Options{Clock: clk}, mem, mk(1, []compile.Endpoint{ep(1)}, true))
+	g := newGW(t, Options{Clock: clk}, mem, mk(1, []snapshot.Endpoint{ep(1)}, true))
 	get(g, "http://api.shop/") // opens api's breaker, takes a token
 	get(g, "http://web.shop/") // takes one of web's two tokens
 	first := g.table.Load()
 
 	// api's endpoints change; web and other do not.
-	if err := g.Apply(mk(2, []compile.Endpoint{ep(1), ep(2)}, true)); err != nil {
+	if err := g.Apply(mk(2, []snapshot.Endpoint{ep(1), ep(2)}, true)); err != nil {
 		t.Fatal(err)
 	}
 	second := g.table.Load()
@@ -354,7 +354,7 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 	}
 
 	// other goes: its breaker is dropped, the rest stays.
-	if err := g.Apply(mk(3, []compile.Endpoint{ep(1), ep(2)}, false)); err != nil {
+	if err := g.Apply(mk(3, []snapshot.Endpoint{ep(1), ep(2)}, false)); err != nil {
 		t.Fatal(err)
 	}
 	third := g.table.Load()
@@ -380,7 +380,7 @@ func TestApplyEncodedMatchesApply(t *testing.T) {
 	p.RateLimit = rateLimit(limit("total", 1, time.Hour, 3))
 	g := newGW(t, Options{}, mem, snap(1, p))
 	tab := g.table.Load()
-	var d compile.Decoder
+	var d snapshot.Decoder
 	data, _ := json.Marshal(snap(0, p))
 	e, err := d.Decode(data)
 	if err != nil {
@@ -393,7 +393,7 @@ func TestApplyEncodedMatchesApply(t *testing.T) {
 	if g.table.Load() != tab || g.Version() != 2 {
 		t.Fatal("the same content, decoded, rebuilt the table")
 	}
-	if err := g.ApplyEncoded(&compile.Encoded{Snapshot: snap(3, p)}); err == nil {
+	if err := g.ApplyEncoded(&snapshot.Encoded{Snapshot: snap(3, p)}); err == nil {
 		t.Fatal("ApplyEncoded took a snapshot without its encodings")
 	}
 }

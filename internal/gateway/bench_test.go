@@ -29,7 +29,7 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // staticRT is an in-memory upstream: a fixed 200 with an empty body, allocating only the response.
@@ -49,7 +49,7 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
-func benchGateway(b *testing.B, p compile.Port) {
+func benchGateway(b *testing.B, p snapshot.Port) {
 	g, err := New(Options{Transport: staticRT{}})
 	if err != nil {
 		b.Fatal(err)
@@ -79,17 +79,17 @@ func BenchmarkGatewayNoPolicy(b *testing.B) {
 
 // allPolicies is a port with every pattern on: a keyed and an unkeyed limit that never refuse,
 // a breaker with a bulkhead, retries with per-try and overall timeouts, and hedging (when hedge).
-func allPolicies(hedge bool) compile.Port {
+func allPolicies(hedge bool) snapshot.Port {
 	p := port(ep(1), ep(2), ep(3))
 	perUser := limit("per-user", 1_000_000, time.Second, 1_000_000)
-	perUser.Key = []compile.KeyPart{{Header: "X-User-ID"}, {ClientIP: true}}
+	perUser.Key = []snapshot.KeyPart{{Header: "X-User-ID"}, {ClientIP: true}}
 	p.RateLimit = rateLimit(limit("total", 1_000_000_000, time.Second, 1_000_000_000), perUser)
 	p.CircuitBreaker = circuitBreaker(5)
-	p.CircuitBreaker.Concurrency = &compile.Concurrency{MaxRequests: 10000, MaxQueued: 100, QueueTimeout: compile.Duration(time.Second)}
+	p.CircuitBreaker.Concurrency = &snapshot.Concurrency{MaxRequests: 10000, MaxQueued: 100, QueueTimeout: snapshot.Duration(time.Second)}
 	p.Retry = retry(3)
-	p.Retry.PerTryTimeout, p.Retry.Timeout = compile.Duration(time.Second), compile.Duration(2*time.Second)
+	p.Retry.PerTryTimeout, p.Retry.Timeout = snapshot.Duration(time.Second), snapshot.Duration(2*time.Second)
 	if hedge {
-		p.Retry.HedgeDelay, p.Retry.MaxHedges = compile.Duration(100*time.Millisecond), 1
+		p.Retry.HedgeDelay, p.Retry.MaxHedges = snapshot.Duration(100*time.Millisecond), 1
 	}
 	return p
 }
@@ -107,10 +107,10 @@ func BenchmarkGatewayAllPoliciesNoHedge(b *testing.B) {
 // benchPolicies is the "gateway-3-policies" configuration of make bench-gateway: a total and a
 // per-user limit that never refuse, a breaker with the defaults (no bulkhead) and a RetryPolicy with
 // the defaults (no timeouts, no hedging).
-func benchPolicies() compile.Port {
+func benchPolicies() snapshot.Port {
 	p := port(ep(1))
 	perUser := limit("per-user", 1_000_000_000, time.Second, 1_000_000_000)
-	perUser.Key = []compile.KeyPart{{Header: "X-User-ID"}}
+	perUser.Key = []snapshot.KeyPart{{Header: "X-User-ID"}}
 	p.RateLimit = rateLimit(limit("total", 1_000_000_000, time.Second, 1_000_000_000), perUser)
 	p.CircuitBreaker = circuitBreaker(5)
 	p.Retry = retry(3)
@@ -171,7 +171,7 @@ func (benchBodyRT) RoundTrip(*http.Request) (*http.Response, error) {
 // is: the figures include net/http's server (request parsing, response header map, Clone, flush) and
 // the loopback syscalls, which the handler-only benchmarks leave out. o.Transport is the upstream
 // (nil: the built-in transport, with o.UpstreamClient, to a real loopback backend).
-func benchServer(b *testing.B, p compile.Port, o Options) {
+func benchServer(b *testing.B, p snapshot.Port, o Options) {
 	o.LocalDev = true
 	if o.Transport == nil {
 		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -180,7 +180,7 @@ func benchServer(b *testing.B, p compile.Port, o Options) {
 			_, _ = io.WriteString(w, "hello, 42")
 		}))
 		b.Cleanup(backend.Close)
-		p.Endpoints = []compile.Endpoint{localEndpoint(b, backend)}
+		p.Endpoints = []snapshot.Endpoint{localEndpoint(b, backend)}
 	}
 	g, err := New(o)
 	if err != nil {

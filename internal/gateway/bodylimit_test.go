@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // recordingBackend counts the requests it gets and the bodies it read whole, and answers 200 with
@@ -68,8 +68,8 @@ func TestRequestBodyLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 1024
 	const bigLimit = MaxReplayBody + 32<<10 // above what is buffered for retries: the rest streams
-	noPolicy := func(e compile.Endpoint) compile.Port { return port(e) }
-	withPolicies := func(e compile.Endpoint) compile.Port {
+	noPolicy := func(e snapshot.Endpoint) snapshot.Port { return port(e) }
+	withPolicies := func(e snapshot.Endpoint) snapshot.Port {
 		p := port(e)
 		p.Retry = retry(3)
 		p.CircuitBreaker = circuitBreaker(1) // one failure would open it
@@ -78,7 +78,7 @@ func TestRequestBodyLimit(t *testing.T) {
 	cases := []struct {
 		desc    string
 		limit   int64
-		policy  func(compile.Endpoint) compile.Port
+		policy  func(snapshot.Endpoint) snapshot.Port
 		size    int
 		chunked bool
 		expect  bool // Expect: 100-continue

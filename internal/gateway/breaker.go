@@ -32,11 +32,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/breaker"
 	"resilience.dev/operator/internal/patterns/bulkhead"
 	"resilience.dev/operator/internal/patterns/codes"
 	"resilience.dev/operator/internal/patterns/stalecache"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // doneCtx is an ended context: a DryRun bulkhead acquires with it so that it never waits.
@@ -103,7 +103,7 @@ type breakerStage struct {
 	staleServed prometheus.Counter
 }
 
-func (g *Gateway) newBreakerStages(next tryStage, pr *portRoute, cb *compile.CircuitBreaker, prev, reg *registry) (tryStage, error) {
+func (g *Gateway) newBreakerStages(next tryStage, pr *portRoute, cb *snapshot.CircuitBreaker, prev, reg *registry) (tryStage, error) {
 	fc, err := codes.Parse(cb.FailureStatusCodes)
 	if err != nil {
 		return nil, fmt.Errorf("circuit breaker %s: %w", cb.Policy.Name, err)
@@ -436,7 +436,7 @@ func staleResponse(e stalecache.Entry, now time.Time) *http.Response {
 // breakerMeta names a breaker for its events; a new snapshot may update it (a new generation of
 // the same policy) while the breaker keeps its state.
 type breakerMeta struct {
-	policy   compile.PolicyRef
+	policy   snapshot.PolicyRef
 	ns, svc  string
 	port     int32
 	endpoint string

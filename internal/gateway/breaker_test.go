@@ -25,11 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
-func withBreaker(cb *compile.CircuitBreaker, eps ...compile.Endpoint) *compile.Snapshot {
+func withBreaker(cb *snapshot.CircuitBreaker, eps ...snapshot.Endpoint) *snapshot.Snapshot {
 	p := port(eps...)
 	p.CircuitBreaker = cb
 	return snap(1, p)
@@ -130,15 +130,15 @@ func TestBreakerFailureCriteria(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		desc     string
-		mutate   func(*compile.CircuitBreaker)
+		mutate   func(*snapshot.CircuitBreaker)
 		handler  http.HandlerFunc // nil: connection refused
 		wantOpen bool
 	}{
 		{desc: "500 counts", handler: status(500), wantOpen: true},
 		{desc: "404 does not", handler: status(404)},
-		{desc: "only listed codes", mutate: func(c *compile.CircuitBreaker) { c.FailureStatusCodes = []string{"503"} }, handler: status(500)},
+		{desc: "only listed codes", mutate: func(c *snapshot.CircuitBreaker) { c.FailureStatusCodes = []string{"503"} }, handler: status(500)},
 		{desc: "connect errors count", wantOpen: true},
-		{desc: "connect errors may not", mutate: func(c *compile.CircuitBreaker) { c.FailOnConnectError = false }},
+		{desc: "connect errors may not", mutate: func(c *snapshot.CircuitBreaker) { c.FailOnConnectError = false }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -267,7 +267,7 @@ func TestBulkheadFull(t *testing.T) {
 		ok200(w, r)
 	})
 	cb := circuitBreaker(5)
-	cb.Concurrency = &compile.Concurrency{MaxRequests: 1, MaxQueued: 0}
+	cb.Concurrency = &snapshot.Concurrency{MaxRequests: 1, MaxQueued: 0}
 	g := newGW(t, Options{}, mem, withBreaker(cb, ep(1)))
 	done := make(chan int)
 	go func() { done <- get(g, "http://api.shop/slow").Code }()
@@ -314,8 +314,8 @@ func TestServeStale(t *testing.T) {
 		_, _ = io.WriteString(w, "fresh "+r.URL.RequestURI()+" "+r.Header.Get("Accept-Language"))
 	})
 	cb := circuitBreaker(1)
-	cb.OpenDuration = compile.Duration(10 * time.Minute)
-	cb.ServeStale = compile.Duration(time.Minute)
+	cb.OpenDuration = snapshot.Duration(10 * time.Minute)
+	cb.ServeStale = snapshot.Duration(time.Minute)
 	g := newGW(t, Options{Clock: clk}, mem, withBreaker(cb, ep(1)))
 	// /old is stored 45 s before the others; at the checks it is 65 s old, the others 20 s.
 	for _, r := range []struct{ path, hdr string }{
@@ -386,10 +386,10 @@ func TestAllPatternsTogether(t *testing.T) {
 	p.RateLimit = rateLimit(limit("total", 5, time.Minute, 5))
 	p.CircuitBreaker = circuitBreaker(3)
 	p.CircuitBreaker.FailureStatusCodes = []string{"500", "503"}
-	p.CircuitBreaker.Concurrency = &compile.Concurrency{MaxRequests: 10, MaxQueued: 10, QueueTimeout: compile.Duration(time.Second)}
+	p.CircuitBreaker.Concurrency = &snapshot.Concurrency{MaxRequests: 10, MaxQueued: 10, QueueTimeout: snapshot.Duration(time.Second)}
 	p.Retry = retry(3)
-	p.Retry.PerTryTimeout, p.Retry.Timeout = compile.Duration(time.Minute), compile.Duration(2*time.Minute)
-	p.Retry.HedgeDelay, p.Retry.MaxHedges = compile.Duration(time.Hour), 1
+	p.Retry.PerTryTimeout, p.Retry.Timeout = snapshot.Duration(time.Minute), snapshot.Duration(2*time.Minute)
+	p.Retry.HedgeDelay, p.Retry.MaxHedges = snapshot.Duration(time.Hour), 1
 	g := newGW(t, Options{Clock: clk}, mem, snap(1, p))
 	for i := range 5 {
 		rec := get(g, "http://api.shop/", "X-Req: "+itoa(i))

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // FuzzRequestHeaders sends requests with arbitrary Host, X-Forwarded-For, key header and other header
@@ -49,7 +49,7 @@ func FuzzRequestHeaders(f *testing.F) {
 		_, _ = w.Write([]byte("ok"))
 	})
 	l := limit("per-user", 1000, time.Second, 1000)
-	l.Key = []compile.KeyPart{{ClientIP: true}, {Header: "X-User-ID"}}
+	l.Key = []snapshot.KeyPart{{ClientIP: true}, {Header: "X-User-ID"}}
 	rl := rateLimit(l)
 	rl.TrustedProxies = []string{"10.0.0.0/8", "fd00::/8"}
 	p := port(ep(1))

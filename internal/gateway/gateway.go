@@ -49,10 +49,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/backoff"
 	"resilience.dev/operator/internal/patterns/breaker"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // Defaults of Options.
@@ -129,7 +129,7 @@ type Options struct {
 // BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of
 // one that is not closed.
 type BreakerEvent struct {
-	Policy    compile.PolicyRef
+	Policy    snapshot.PolicyRef
 	Namespace string
 	Service   string
 	Port      int32
@@ -278,12 +278,12 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 // dropping the state of those that no longer appear, then swaps the table in atomically. On error
 // the table in force stays. A snapshot equal to the one in force but for its version only records
 // the version. s is not retained.
-func (g *Gateway) Apply(s *compile.Snapshot) error {
+func (g *Gateway) Apply(s *snapshot.Snapshot) error {
 	if s == nil {
 		g.m.applyErrors.Inc()
 		return errors.New("gateway: apply snapshot: snapshot is nil")
 	}
-	e, err := compile.Encode(s)
+	e, err := snapshot.Encode(s)
 	if err != nil {
 		g.m.applyErrors.Inc()
 		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
@@ -291,10 +291,10 @@ func (g *Gateway) Apply(s *compile.Snapshot) error {
 	return g.ApplyEncoded(e)
 }
 
-// ApplyEncoded is Apply for a snapshot with the encoding of each Service (compile.Decoder gives them).
+// ApplyEncoded is Apply for a snapshot with the encoding of each Service (snapshot.Decoder gives them).
 // The Service routes of the table in force whose encoding is unchanged are kept as they are, with
 // their state; only the other Services are validated and built. e is retained (read-only).
-func (g *Gateway) ApplyEncoded(e *compile.Encoded) error {
+func (g *Gateway) ApplyEncoded(e *snapshot.Encoded) error {
 	if e == nil || e.Snapshot == nil || len(e.Encodings) != len(e.Services) {
 		g.m.applyErrors.Inc()
 		return errors.New("gateway: apply snapshot: snapshot is nil or its encodings do not match it")

@@ -36,7 +36,7 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // rawServer is a loopback listener whose connections run serve, each on its own goroutine; it
@@ -1037,7 +1037,7 @@ func TestGatewayUpstreamClients(t *testing.T) {
 		s := newRawServer(t, scripted(script))
 		_, p, _ := net.SplitHostPort(s.addr)
 		n, _ := strconv.Atoi(p)
-		pt := port(compile.Endpoint{Address: "backend.localhost", Port: int32(n), Type: compile.AddressFQDN, HandMade: true})
+		pt := port(snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true})
 		pt.Retry = retry(3)
 		pt.CircuitBreaker = circuitBreaker(100)
 		g := newGW(t, Options{LocalDev: true, UpstreamClient: name}, nil, snap(1, pt))
@@ -1064,7 +1064,7 @@ func describeRequest(req *http.Request) ([]byte, error) {
 
 // benchServerClient is benchServer (the gateway's own server, its built-in transport and a real
 // loopback backend, in one process) with the upstream client chosen.
-func benchServerClient(b *testing.B, p compile.Port, client string) {
+func benchServerClient(b *testing.B, p snapshot.Port, client string) {
 	benchServer(b, p, Options{UpstreamClient: client})
 }
 

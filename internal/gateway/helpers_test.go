@@ -31,7 +31,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -70,40 +70,40 @@ func (m *memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // ep returns an IPv4 endpoint 10.0.0.n:8080.
-func ep(n int) compile.Endpoint {
-	return compile.Endpoint{Address: fmt.Sprintf("10.0.0.%d", n), Port: 8080, Type: compile.AddressIPv4}
+func ep(n int) snapshot.Endpoint {
+	return snapshot.Endpoint{Address: fmt.Sprintf("10.0.0.%d", n), Port: 8080, Type: snapshot.AddressIPv4}
 }
 
 func epAddr(n int) string { return fmt.Sprintf("10.0.0.%d:8080", n) }
 
-func ref(kind, name string) compile.PolicyRef {
-	return compile.PolicyRef{Kind: kind, Namespace: "shop", Name: name, UID: name + "-uid", Generation: 1}
+func ref(kind, name string) snapshot.PolicyRef {
+	return snapshot.PolicyRef{Kind: kind, Namespace: "shop", Name: name, UID: name + "-uid", Generation: 1}
 }
 
 // snap is a snapshot with one Service shop/<name> on port 80 for each port given.
-func snap(version uint64, ports ...compile.Port) *compile.Snapshot {
-	return &compile.Snapshot{Version: version, Services: []compile.Service{{Namespace: "shop", Name: "api", Ports: ports}}}
+func snap(version uint64, ports ...snapshot.Port) *snapshot.Snapshot {
+	return &snapshot.Snapshot{Version: version, Services: []snapshot.Service{{Namespace: "shop", Name: "api", Ports: ports}}}
 }
 
-func port(eps ...compile.Endpoint) compile.Port {
-	return compile.Port{Name: "http", Port: 80, Endpoints: eps}
+func port(eps ...snapshot.Endpoint) snapshot.Port {
+	return snapshot.Port{Name: "http", Port: 80, Endpoints: eps}
 }
 
-func limit(name string, requests int64, period time.Duration, burst int64) compile.Limit {
-	return compile.Limit{Name: name, Requests: requests, Period: compile.Duration(period), Replicas: 1, Burst: burst,
+func limit(name string, requests int64, period time.Duration, burst int64) snapshot.Limit {
+	return snapshot.Limit{Name: name, Requests: requests, Period: snapshot.Duration(period), Replicas: 1, Burst: burst,
 		MaxKeys: 10000, StateKey: fmt.Sprintf("rl-uid/limit/%s/api:80/%d-%v-%d", name, requests, period, burst)}
 }
 
-func rateLimit(limits ...compile.Limit) *compile.RateLimit {
-	return &compile.RateLimit{Policy: ref("RateLimit", "rl"), Limits: limits, IPv6PrefixLength: 64}
+func rateLimit(limits ...snapshot.Limit) *snapshot.RateLimit {
+	return &snapshot.RateLimit{Policy: ref("RateLimit", "rl"), Limits: limits, IPv6PrefixLength: 64}
 }
 
 // circuitBreaker has the compiler's defaults, with consecutive failures.
-func circuitBreaker(consecutive int) *compile.CircuitBreaker {
-	return &compile.CircuitBreaker{
+func circuitBreaker(consecutive int) *snapshot.CircuitBreaker {
+	return &snapshot.CircuitBreaker{
 		Policy:             ref("CircuitBreaker", "cb"),
 		FailureStatusCodes: []string{"500-599"}, FailOnConnectError: true, FailOnTimeout: true,
-		ConsecutiveFailures: consecutive, OpenDuration: compile.Duration(30 * time.Second),
+		ConsecutiveFailures: consecutive, OpenDuration: snapshot.Duration(30 * time.Second),
 		HalfOpenRequests: 1, SuccessThreshold: 1, MaxOpenPercent: 50, FallbackStatus: 503,
 		StateKey: fmt.Sprintf("cb-uid/breaker/api:80/%d", consecutive),
 	}
@@ -111,20 +111,20 @@ func circuitBreaker(consecutive int) *compile.CircuitBreaker {
 
 // retry has the compiler's defaults but no backoff wait and a budget that never binds, so tests
 // count tries exactly.
-func retry(maxAttempts int) *compile.Retry {
-	return &compile.Retry{
+func retry(maxAttempts int) *snapshot.Retry {
+	return &snapshot.Retry{
 		Policy: ref("RetryPolicy", "rp"), MaxAttempts: maxAttempts,
 		RetryStatusCodes: []string{"502", "503", "504"}, RetryConnect: true, RetryResets: true, RetryTimeouts: true,
 		Methods:         []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE"},
 		BackoffStrategy: "Exponential", Jitter: "None",
-		BudgetPercent: 100, BudgetMinPerSecond: 100000, BudgetWindow: compile.Duration(10 * time.Second),
+		BudgetPercent: 100, BudgetMinPerSecond: 100000, BudgetWindow: snapshot.Duration(10 * time.Second),
 		RespectRetryAfter: true,
 		StateKey:          fmt.Sprintf("rp-uid/budget/api:80/%d", maxAttempts),
 	}
 }
 
 // newGW returns a gateway over mem (when not nil) with a fake clock (when not nil), with s applied.
-func newGW(t testing.TB, o Options, mem http.RoundTripper, s *compile.Snapshot) *Gateway {
+func newGW(t testing.TB, o Options, mem http.RoundTripper, s *snapshot.Snapshot) *Gateway {
 	t.Helper()
 	if mem != nil {
 		o.Transport = mem

@@ -21,7 +21,7 @@ import (
 	"runtime"
 	"testing"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // The live heap a gateway holds per Service stays small: n Services with one policy each (the kinds
@@ -34,7 +34,7 @@ func TestMemoryPerService(t *testing.T) {
 		t.Skip("builds 3,000 Services")
 	}
 	const n, perServiceBound = 3000, 8 << 10
-	s := &compile.Snapshot{Version: 1}
+	s := &snapshot.Snapshot{Version: 1}
 	for i := range n {
 		name := fmt.Sprintf("svc%d", i)
 		p := port(ep(1), ep(2), ep(3))
@@ -53,9 +53,9 @@ func TestMemoryPerService(t *testing.T) {
 			p.Retry.StateKey += name
 			p.Retry.Policy.Name = name
 		}
-		s.Services = append(s.Services, compile.Service{Namespace: fmt.Sprintf("ns%d", i%10), Name: name, Ports: []compile.Port{p}})
+		s.Services = append(s.Services, snapshot.Service{Namespace: fmt.Sprintf("ns%d", i%10), Name: name, Ports: []snapshot.Port{p}})
 	}
-	e, err := compile.Encode(s)
+	e, err := snapshot.Encode(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,10 +32,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/clock"
 	"resilience.dev/operator/internal/patterns/ratelimit"
 	"resilience.dev/operator/internal/patterns/waitqueue"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // maxLimits is the most limits a RateLimit has (the CRD's maxItems).
@@ -99,7 +99,7 @@ type rateLimitStage struct {
 	clk       clock.Clock
 }
 
-func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *compile.RateLimit, prev, reg *registry) (stage, error) {
+func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *snapshot.RateLimit, prev, reg *registry) (stage, error) {
 	if len(rl.Limits) == 0 || len(rl.Limits) > maxLimits {
 		return nil, fmt.Errorf("rate limit %s: %d limits, want 1..%d", rl.Policy.Name, len(rl.Limits), maxLimits)
 	}
@@ -140,7 +140,7 @@ func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *compile.RateL
 	return s, nil
 }
 
-func (g *Gateway) newLimitEntry(l compile.Limit, prev, reg *registry) (*limitEntry, error) {
+func (g *Gateway) newLimitEntry(l snapshot.Limit, prev, reg *registry) (*limitEntry, error) {
 	if l.Burst > math.MaxInt32 || l.Replicas < 1 {
 		return nil, fmt.Errorf("burst %d or replicas %d out of range", l.Burst, l.Replicas)
 	}

@@ -25,11 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
-func rateLimited(rl *compile.RateLimit) *compile.Snapshot {
+func rateLimited(rl *snapshot.RateLimit) *snapshot.Snapshot {
 	p := port(ep(1))
 	p.RateLimit = rl
 	return snap(1, p)
@@ -103,37 +103,37 @@ func TestRateLimitMatchingAndKeys(t *testing.T) {
 		wantLimit    string // RateLimit-Policy name, "" for no headers
 	}
 	perUser := limit("per-user", 1, time.Minute, 1)
-	perUser.Key = []compile.KeyPart{{Header: "X-User-ID"}}
+	perUser.Key = []snapshot.KeyPart{{Header: "X-User-ID"}}
 	orders := limit("orders", 100, time.Second, 100)
 	orders.Methods, orders.PathPrefix = []string{"POST"}, "/orders"
 	perIP := limit("per-ip", 1, time.Minute, 1)
-	perIP.Key = []compile.KeyPart{{ClientIP: true}, {Header: "X-Tenant"}}
+	perIP.Key = []snapshot.KeyPart{{ClientIP: true}, {Header: "X-Tenant"}}
 	tests := []struct {
 		desc   string
-		limits []compile.Limit
+		limits []snapshot.Limit
 		reqs   []req
 	}{
-		{desc: "a request matching no limit gets no headers", limits: []compile.Limit{orders}, reqs: []req{
+		{desc: "a request matching no limit gets no headers", limits: []snapshot.Limit{orders}, reqs: []req{
 			{method: "GET", path: "/orders", wantCode: 200},
 			{method: "POST", path: "/ordersx", wantCode: 200},
 			{method: "POST", path: "/orders/7", wantCode: 200, wantLimit: "orders"},
 		}},
-		{desc: "one bucket per header value; absent header is the empty value", limits: []compile.Limit{perUser}, reqs: []req{
+		{desc: "one bucket per header value; absent header is the empty value", limits: []snapshot.Limit{perUser}, reqs: []req{
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: alice"}, wantCode: 200, wantLimit: "per-user"},
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: alice"}, wantCode: 429, wantLimit: "per-user"},
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: bob"}, wantCode: 200, wantLimit: "per-user"},
 			{method: "GET", path: "/", wantCode: 200, wantLimit: "per-user"},
 			{method: "GET", path: "/", wantCode: 429, wantLimit: "per-user"},
 		}},
-		{desc: "composite key of client IP and header", limits: []compile.Limit{perIP}, reqs: []req{
+		{desc: "composite key of client IP and header", limits: []snapshot.Limit{perIP}, reqs: []req{
 			{method: "GET", path: "/", hdr: []string{"X-Tenant: a"}, wantCode: 200, wantLimit: "per-ip"},
 			{method: "GET", path: "/", hdr: []string{"X-Tenant: b"}, wantCode: 200, wantLimit: "per-ip"},
 			{method: "GET", path: "/", hdr: []string{"X-Tenant: a"}, wantCode: 429, wantLimit: "per-ip"},
 		}},
-		{desc: "headers name the matching limit with the fewest tokens left", limits: []compile.Limit{orders, perUser}, reqs: []req{
+		{desc: "headers name the matching limit with the fewest tokens left", limits: []snapshot.Limit{orders, perUser}, reqs: []req{
 			{method: "POST", path: "/orders", hdr: []string{"X-User-ID: u"}, wantCode: 200, wantLimit: "per-user"},
 		}},
-		{desc: "all or nothing: a refused limit spends nothing from the others", limits: []compile.Limit{limit("two", 2, time.Minute, 2), perUser}, reqs: []req{
+		{desc: "all or nothing: a refused limit spends nothing from the others", limits: []snapshot.Limit{limit("two", 2, time.Minute, 2), perUser}, reqs: []req{
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: u"}, wantCode: 200, wantLimit: "per-user"},
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: u"}, wantCode: 429, wantLimit: "per-user"},
 			{method: "GET", path: "/", hdr: []string{"X-User-ID: u"}, wantCode: 429, wantLimit: "per-user"},
@@ -224,7 +224,7 @@ func TestRateLimitDelayQueue(t *testing.T) {
 		ok200(w, r)
 	})
 	rl := rateLimit(limit("shaped", 10, time.Second, 1))
-	rl.Delay, rl.MaxDelay = true, compile.Duration(500*time.Millisecond)
+	rl.Delay, rl.MaxDelay = true, snapshot.Duration(500*time.Millisecond)
 	g := newGW(t, Options{Clock: clk}, mem, rateLimited(rl))
 
 	if rec := get(g, "http://api.shop/", "X-N: 0"); rec.Code != 200 {

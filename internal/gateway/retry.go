@@ -29,12 +29,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/backoff"
 	"resilience.dev/operator/internal/patterns/budget"
 	"resilience.dev/operator/internal/patterns/clock"
 	"resilience.dev/operator/internal/patterns/codes"
 	"resilience.dev/operator/internal/patterns/hedge"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // singleStage sends the request once: the chain of a port without a RetryPolicy.
@@ -168,7 +168,7 @@ type retryStage struct {
 	hedgesTotal prometheus.Counter
 }
 
-func (g *Gateway) newRetryStage(next tryStage, pr *portRoute, r *compile.Retry, prev, reg *registry) (*retryStage, error) {
+func (g *Gateway) newRetryStage(next tryStage, pr *portRoute, r *snapshot.Retry, prev, reg *registry) (*retryStage, error) {
 	rc, err := codes.Parse(r.RetryStatusCodes)
 	if err != nil {
 		return nil, fmt.Errorf("retry %s: %w", r.Policy.Name, err)

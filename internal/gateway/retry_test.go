@@ -32,11 +32,11 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
-func withRetry(r *compile.Retry, eps ...compile.Endpoint) *compile.Snapshot {
+func withRetry(r *snapshot.Retry, eps ...snapshot.Endpoint) *snapshot.Snapshot {
 	p := port(eps...)
 	p.Retry = r
 	return snap(1, p)
@@ -303,8 +303,8 @@ func TestRetryAfterFromUpstream(t *testing.T) {
 				ok200(w, r)
 			})
 			r := retry(3)
-			r.BackoffMax = compile.Duration(time.Second)
-			r.Timeout = compile.Duration(tt.timeout)
+			r.BackoffMax = snapshot.Duration(time.Second)
+			r.Timeout = snapshot.Duration(tt.timeout)
 			g := newGW(t, Options{Clock: clk}, mem, withRetry(r, ep(1)))
 			done := make(chan *httpResult, 1)
 			go func() { rec := get(g, "http://api.shop/"); done <- &httpResult{rec.Code, rec.Header()} }()
@@ -410,7 +410,7 @@ func TestTimeouts(t *testing.T) {
 			var cancelled atomic.Int32
 			mem.handle(epAddr(1), slowUntilCancelled(5*time.Second, &cancelled))
 			r := retry(tt.attempts)
-			r.PerTryTimeout, r.Timeout = compile.Duration(tt.perTry), compile.Duration(tt.total)
+			r.PerTryTimeout, r.Timeout = snapshot.Duration(tt.perTry), snapshot.Duration(tt.total)
 			g := newGW(t, Options{}, mem, withRetry(r, ep(1)))
 			start := time.Now()
 			rec := get(g, "http://api.shop/")
@@ -449,7 +449,7 @@ func TestTimeoutStalledBody(t *testing.T) {
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: pr, ContentLength: -1}, nil
 	})
 	r := retry(1)
-	r.Timeout = compile.Duration(50 * time.Millisecond)
+	r.Timeout = snapshot.Duration(50 * time.Millisecond)
 	g := newGW(t, Options{}, rt, withRetry(r, ep(1)))
 	srv := newServer(t, g)
 	start := time.Now()
@@ -479,7 +479,7 @@ func TestHedging(t *testing.T) {
 	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) { slowCalls.Add(1); slow(w, r) })
 	mem.handle(epAddr(2), ok200)
 	r := retry(2)
-	r.HedgeDelay, r.MaxHedges = compile.Duration(20*time.Millisecond), 1
+	r.HedgeDelay, r.MaxHedges = snapshot.Duration(20*time.Millisecond), 1
 	g := newGW(t, Options{}, mem, withRetry(r, ep(1), ep(2)))
 	hedged := 0
 	for i := 0; i < 40 && hedged < 3; i++ {

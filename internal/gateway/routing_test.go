@@ -30,19 +30,19 @@ import (
 	"testing"
 	"time"
 
-	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // twoServices is shop/api on ports 80 and 8080 (endpoints 10.0.0.1 and 10.0.0.2) and shop/solo with
 // one port 9000 (endpoint 10.0.0.3).
-func twoServices() *compile.Snapshot {
+func twoServices() *snapshot.Snapshot {
 	p8080 := port(ep(2))
 	p8080.Port, p8080.Name = 8080, "alt"
 	solo := port(ep(3))
 	solo.Port = 9000
-	return &compile.Snapshot{Version: 1, Services: []compile.Service{
-		{Namespace: "shop", Name: "api", Ports: []compile.Port{port(ep(1)), p8080}},
-		{Namespace: "shop", Name: "solo", Ports: []compile.Port{solo}},
+	return &snapshot.Snapshot{Version: 1, Services: []snapshot.Service{
+		{Namespace: "shop", Name: "api", Ports: []snapshot.Port{port(ep(1)), p8080}},
+		{Namespace: "shop", Name: "solo", Ports: []snapshot.Port{solo}},
 	}}
 }
 
@@ -218,14 +218,14 @@ func TestHTTPProxyClient(t *testing.T) {
 }
 
 // localEndpoint names a test server as a hand-made FQDN endpoint under .localhost.
-func localEndpoint(t testing.TB, s *httptest.Server) compile.Endpoint {
+func localEndpoint(t testing.TB, s *httptest.Server) snapshot.Endpoint {
 	t.Helper()
 	_, p, err := net.SplitHostPort(s.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	n, _ := strconv.Atoi(p)
-	return compile.Endpoint{Address: "backend.localhost", Port: int32(n), Type: compile.AddressFQDN, HandMade: true}
+	return snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true}
 }
 
 // The dial guard checks the address actually dialled, with the real transport.
@@ -236,13 +236,13 @@ func TestDialGuard(t *testing.T) {
 	local := localEndpoint(t, backend)
 	_, bp, _ := net.SplitHostPort(backend.Listener.Addr().String())
 	n, _ := strconv.Atoi(bp)
-	loopIP := compile.Endpoint{Address: "127.0.0.1", Port: int32(n), Type: compile.AddressIPv4}
+	loopIP := snapshot.Endpoint{Address: "127.0.0.1", Port: int32(n), Type: snapshot.AddressIPv4}
 	loopIPHand := loopIP
 	loopIPHand.HandMade = true
 	tests := []struct {
 		desc     string
 		opts     Options
-		ep       compile.Endpoint
+		ep       snapshot.Endpoint
 		wantCode int
 		wantBody string
 	}{
@@ -251,9 +251,9 @@ func TestDialGuard(t *testing.T) {
 		{desc: "hand-made endpoint ignored unless allowed", opts: Options{}, ep: local, wantCode: 503, wantBody: "no ready endpoint"},
 		{desc: "loopback IP refused", opts: Options{}, ep: loopIP, wantCode: 502, wantBody: "refused by the gateway"},
 		{desc: "loopback IP refused even in LocalDev", opts: Options{LocalDev: true}, ep: loopIPHand, wantCode: 502, wantBody: "refused by the gateway"},
-		{desc: "metadata address refused", opts: Options{}, ep: compile.Endpoint{Address: "169.254.169.254", Port: 80, Type: compile.AddressIPv4}, wantCode: 502, wantBody: "refused by the gateway"},
-		{desc: "ipv6 link-local refused", opts: Options{}, ep: compile.Endpoint{Address: "fe80::1", Port: 80, Type: compile.AddressIPv6}, wantCode: 502, wantBody: "refused by the gateway"},
-		{desc: "unspecified refused", opts: Options{}, ep: compile.Endpoint{Address: "0.0.0.0", Port: int32(n), Type: compile.AddressIPv4}, wantCode: 502, wantBody: "refused by the gateway"},
+		{desc: "metadata address refused", opts: Options{}, ep: snapshot.Endpoint{Address: "169.254.169.254", Port: 80, Type: snapshot.AddressIPv4}, wantCode: 502, wantBody: "refused by the gateway"},
+		{desc: "ipv6 link-local refused", opts: Options{}, ep: snapshot.Endpoint{Address: "fe80::1", Port: 80, Type: snapshot.AddressIPv6}, wantCode: 502, wantBody: "refused by the gateway"},
+		{desc: "unspecified refused", opts: Options{}, ep: snapshot.Endpoint{Address: "0.0.0.0", Port: int32(n), Type: snapshot.AddressIPv4}, wantCode: 502, wantBody: "refused by the gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

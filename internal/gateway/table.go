@@ -26,11 +26,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/patterns/budget"
 	"resilience.dev/operator/internal/patterns/bulkhead"
 	"resilience.dev/operator/internal/patterns/ratelimit"
 	"resilience.dev/operator/internal/patterns/waitqueue"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // table is one routing table: built from a snapshot, then read-only. The routes of Services whose
@@ -38,7 +38,7 @@ import (
 type table struct {
 	services map[svcKey]*serviceRoute
 	state    *registry
-	policies []compile.PolicyRef // of the snapshot, for the "unchanged" test
+	policies []snapshot.PolicyRef // of the snapshot, for the "unchanged" test
 }
 
 type svcKey struct{ ns, name string }
@@ -272,7 +272,7 @@ func (r *registry) dropUnused(keep *registry, m *metrics) {
 // encoding is unchanged and, for the others, the state whose keys match. Each Service is built against
 // a pool of the old table's state plus what the Services before it made, into a registry of its own,
 // so the result is the same as building every Service again, in order, into one registry.
-func (g *Gateway) build(e *compile.Encoded, old *table) (*table, error) {
+func (g *Gateway) build(e *snapshot.Encoded, old *table) (*table, error) {
 	var prev *registry
 	if old != nil {
 		prev = old.state
@@ -328,7 +328,7 @@ func (g *Gateway) build(e *compile.Encoded, old *table) (*table, error) {
 }
 
 // buildPort assembles the chain of one Service port, in the contract's order.
-func (g *Gateway) buildPort(sr *serviceRoute, p compile.Port, prev, reg *registry) (*portRoute, error) {
+func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *registry) (*portRoute, error) {
 	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
 	seen := map[string]bool{}
 	for _, e := range p.Endpoints {

@@ -13,7 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-package compile
+package snapshot
 
 import (
 	"errors"
@@ -52,7 +52,25 @@ func (s *Snapshot) ValidateServices(check func(i int) bool) error {
 			errs = append(errs, validateService(i, svc)...)
 		}
 	}
+	errs = append(errs, validatePolicies(s.Policies)...)
 	return errors.Join(errs...)
+}
+
+// validatePolicies checks that each policy in force has a well-formed key and is listed once.
+func validatePolicies(refs []PolicyRef) []error {
+	var errs []error
+	seen := make(map[PolicyKey]bool, len(refs))
+	for i, r := range refs {
+		k := r.Key()
+		if err := k.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("policies[%d]: %w", i, err))
+		}
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("policies[%d]: %s listed twice", i, k))
+		}
+		seen[k] = true
+	}
+	return errs
 }
 
 type serviceKey struct{ namespace, name string }

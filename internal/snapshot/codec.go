@@ -13,7 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-package compile
+package snapshot
 
 import (
 	"bytes"
@@ -91,8 +91,8 @@ type Delta struct {
 	Removed []string `json:"removed,omitempty"`
 	// Policies are the policies added to the list in force or changed (a new generation).
 	Policies []PolicyRef `json:"policies,omitempty"`
-	// RemovedPolicies are the keys (kind/namespace/name) of the policies no longer in force.
-	RemovedPolicies []string `json:"removedPolicies,omitempty"`
+	// RemovedPolicies are the keys of the policies no longer in force.
+	RemovedPolicies []PolicyKey `json:"removedPolicies,omitempty"`
 }
 
 // Diff encodes the delta that turns from into to; it is empty when their content is the same.
@@ -113,7 +113,7 @@ func Diff(from, to *Encoded) ([]byte, error) {
 		d.Removed = append(d.Removed, k.namespace+"/"+k.name)
 	}
 	slices.Sort(d.Removed)
-	oldPolicies := make(map[string]PolicyRef, len(from.Policies))
+	oldPolicies := make(map[PolicyKey]PolicyRef, len(from.Policies))
 	for _, p := range from.Policies {
 		oldPolicies[p.Key()] = p
 	}
@@ -127,7 +127,7 @@ func Diff(from, to *Encoded) ([]byte, error) {
 	for k := range oldPolicies {
 		d.RemovedPolicies = append(d.RemovedPolicies, k)
 	}
-	slices.Sort(d.RemovedPolicies)
+	slices.SortFunc(d.RemovedPolicies, PolicyKey.Compare)
 	return json.Marshal(&d)
 }
 
@@ -261,6 +261,7 @@ func validate(e *Encoded, entries []*decodedService) error {
 			errs = append(errs, more...)
 		}
 	}
+	errs = append(errs, validatePolicies(e.Policies)...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid snapshot version %d: %w", e.Version, err)
 	}
@@ -357,13 +358,13 @@ func (d *Decoder) applyDelta(data []byte) (*Encoded, error) {
 }
 
 // patchPolicies applies the policy part of a delta to a sorted list, keeping it sorted by key.
-func patchPolicies(list, upsert []PolicyRef, remove []string) ([]PolicyRef, error) {
-	index := make(map[string]int, len(list))
+func patchPolicies(list, upsert []PolicyRef, remove []PolicyKey) ([]PolicyRef, error) {
+	index := make(map[PolicyKey]int, len(list))
 	for i, p := range list {
 		index[p.Key()] = i
 	}
 	out := slices.Clone(list)
-	gone := make(map[string]bool, len(remove))
+	gone := make(map[PolicyKey]bool, len(remove))
 	for _, k := range remove {
 		if _, ok := index[k]; !ok || gone[k] {
 			return nil, fmt.Errorf("decode delta: cannot remove policy %q", k)
@@ -371,7 +372,7 @@ func patchPolicies(list, upsert []PolicyRef, remove []string) ([]PolicyRef, erro
 		gone[k] = true
 	}
 	resort := len(remove) > 0
-	seen := make(map[string]bool, len(upsert))
+	seen := make(map[PolicyKey]bool, len(upsert))
 	for _, p := range upsert {
 		k := p.Key()
 		if seen[k] || gone[k] {
@@ -387,7 +388,7 @@ func patchPolicies(list, upsert []PolicyRef, remove []string) ([]PolicyRef, erro
 	}
 	if resort {
 		out = slices.DeleteFunc(out, func(p PolicyRef) bool { return gone[p.Key()] })
-		slices.SortFunc(out, func(a, b PolicyRef) int { return strings.Compare(a.Key(), b.Key()) })
+		slices.SortFunc(out, func(a, b PolicyRef) int { return a.Key().Compare(b.Key()) })
 	}
 	return out, nil
 }

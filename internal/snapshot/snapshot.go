@@ -13,14 +13,19 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-// Package compile turns the cluster's accepted policies, their Services and the Services' endpoints into
-// one Snapshot: the intermediate representation the gateway enforces. Compile is a pure function of its
-// input, so every manager replica computes the same snapshot from its cache, and golden files pin it.
-package compile
+// Package snapshot is the intermediate representation between the manager and the gateways: the
+// Snapshot of everything a gateway enforces (the managed Service ports, their endpoints and the
+// policies in force on each, with every default applied), its validation, and its wire codec (the
+// encoding of each Service, strict decoding, and deltas between consecutive snapshots).
+//
+// The compiler (internal/compile) produces snapshots and the gateway (internal/gateway) enforces them;
+// both import this package, which imports no Kubernetes code, so the data plane links none.
+package snapshot
 
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,8 +49,96 @@ type PolicyRef struct {
 	Generation int64  `json:"generation"`
 }
 
-// Key is the policy's identity without its generation: kind/namespace/name.
-func (p PolicyRef) Key() string { return p.Kind + "/" + p.Namespace + "/" + p.Name }
+// Key is the policy's identity without its generation.
+func (p PolicyRef) Key() PolicyKey {
+	return PolicyKey{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
+}
+
+// PolicyKey names a policy across its generations: its kind, namespace and name. Written as text (in
+// JSON strings and map keys, on the stream and in the gateway states the managers share) it reads
+// kind/namespace/name, which no part can be confused in: none of the three contains a slash.
+type PolicyKey struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String renders the key as kind/namespace/name.
+func (k PolicyKey) String() string { return k.Kind + "/" + k.Namespace + "/" + k.Name }
+
+// Compare orders keys as their text sorts (the order of Snapshot.Policies), without making the text.
+func (k PolicyKey) Compare(o PolicyKey) int {
+	if c, decided := comparePart(k.Kind, o.Kind); decided {
+		return c
+	}
+	if c, decided := comparePart(k.Namespace, o.Namespace); decided {
+		return c
+	}
+	return strings.Compare(k.Name, o.Name)
+}
+
+// comparePart compares two parts of keys followed by a slash; decided is false when they are equal.
+func comparePart(a, b string) (c int, decided bool) {
+	if a == b {
+		return 0, false
+	}
+	n := min(len(a), len(b))
+	if c := strings.Compare(a[:n], b[:n]); c != 0 {
+		return c, true
+	}
+	// One is a prefix of the other: the shorter goes on with the slash that follows it.
+	if len(a) < len(b) {
+		return cmpByte('/', b[n]), true
+	}
+	return cmpByte(a[n], '/'), true
+}
+
+func cmpByte(a, b byte) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// MarshalText writes the key as kind/namespace/name.
+func (k PolicyKey) MarshalText() ([]byte, error) {
+	if err := k.validate(); err != nil {
+		return nil, err
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText reads kind/namespace/name.
+func (k *PolicyKey) UnmarshalText(b []byte) error {
+	p, err := ParsePolicyKey(string(b))
+	if err != nil {
+		return err
+	}
+	*k = p
+	return nil
+}
+
+// ParsePolicyKey reads a key written as kind/namespace/name.
+func ParsePolicyKey(s string) (PolicyKey, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return PolicyKey{}, fmt.Errorf("policy key %q is not kind/namespace/name", s)
+	}
+	k := PolicyKey{Kind: parts[0], Namespace: parts[1], Name: parts[2]}
+	return k, k.validate()
+}
+
+func (k PolicyKey) validate() error {
+	for _, part := range [3]string{k.Kind, k.Namespace, k.Name} {
+		if part == "" || strings.Contains(part, "/") {
+			return fmt.Errorf("policy key %q is not kind/namespace/name", k.String())
+		}
+	}
+	return nil
+}
 
 // Service is a managed Service: one with at least one policy in force on one of its ports.
 type Service struct {
