@@ -70,7 +70,7 @@ fuzz: ## Run every fuzz target for FUZZ_TIME each (host parsing, status codes, s
 bench: ## Benchmark the patterns beside their anchor libraries and print a ratio table.
 	@mkdir -p $(LOCALBIN)
 	go test -run '^$$' -bench . -benchmem -count=$${BENCH_COUNT:-3} ./internal/patterns/... | tee $(LOCALBIN)/bench.txt
-	go run ./hack/benchtable -json $(LOCALBIN)/bench.json < $(LOCALBIN)/bench.txt
+	go run ./bench/table -json $(LOCALBIN)/bench.json < $(LOCALBIN)/bench.txt
 
 ##@ Build
 
@@ -145,15 +145,15 @@ setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else bui
 run-local: manifests generate setup-envtest ## Run a local control plane with the manager and a gateway, no cluster needed (Ctrl-C stops all).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
-	go build -o $(LOCALBIN)/runlocal ./hack/runlocal
-	$(LOCALBIN)/runlocal --bin $(LOCALBIN)
+	go build -o $(LOCALBIN)/run-local ./cmd/run-local
+	$(LOCALBIN)/run-local --bin $(LOCALBIN)
 
 .PHONY: demo
 demo: manifests generate setup-envtest ## Like run-local, plus demo backends and config/samples/: drive traffic, print what each pattern did (exit 0 if all behaved).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
-	go build -o $(LOCALBIN)/demo ./hack/demo
+	go build -o $(LOCALBIN)/demo ./cmd/demo
 	$(LOCALBIN)/demo --bin $(LOCALBIN)
 
 ##@ Benchmarks
@@ -162,12 +162,12 @@ demo: manifests generate setup-envtest ## Like run-local, plus demo backends and
 bench-gateway: ## Gateway data path vs the backend directly and a bare reverse proxy (alternating rounds); table + bin/bench-gateway.json.
 	@mkdir -p $(LOCALBIN)
 	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
-	go build -o $(LOCALBIN)/benchgateway ./hack/benchgateway
+	go build -o $(LOCALBIN)/benchgateway ./bench/gateway
 	$(LOCALBIN)/benchgateway -bin $(LOCALBIN) -json $(LOCALBIN)/bench-gateway.json $(BENCH_GATEWAY_FLAGS)
 
 .PHONY: bench-control
 bench-control: setup-envtest ## Compile time, snapshot size, apply->enforced on the local stack, memory; table + bin/bench-control.json.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
-	go build -o $(LOCALBIN)/benchcontrol ./hack/benchcontrol
+	go build -o $(LOCALBIN)/benchcontrol ./bench/control
 	$(LOCALBIN)/benchcontrol -bin $(LOCALBIN) -json $(LOCALBIN)/bench-control.json $(BENCH_CONTROL_FLAGS)

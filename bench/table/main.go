@@ -19,7 +19,7 @@ limitations under the License.
 // with medians over -count runs and the ratio of ns/op:
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./internal/patterns/... > bench.txt
-//	go run ./hack/benchtable -json bench.json < bench.txt
+//	go run ./bench/table -json bench.json < bench.txt
 package main
 
 import (

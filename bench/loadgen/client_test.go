@@ -65,6 +65,7 @@ func TestClientResponses(t *testing.T) {
 		path   string
 		status int
 	}{{"/", 200}, {"/chunked", 202}, {"/empty", 204}, {"/close", 200}, {"/", 200}} {
+		before := conns.Load()
 		res, err := Closed(context.Background(), c, Target{URL: srv.URL + tc.path, Host: "svc.ns", Header: http.Header{"X-User-Id": {"u"}}}, 2, 50*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
@@ -79,9 +80,10 @@ func TestClientResponses(t *testing.T) {
 		if o.Requests != 10 || o.Errors != 0 || o.Non2xx != 0 || len(o.Latencies) != 10 || len(o.SendLag) != 10 {
 			t.Fatalf("%s open: %+v", tc.path, o)
 		}
-	}
-	// Keep-alive: far fewer connections than requests (the /close runs open one per request).
-	if n := conns.Load(); n > 200 {
-		t.Errorf("%d connections", n)
+		// Keep-alive: outside /close (one connection per request by design) the two workers and the
+		// open-loop sender reuse their connections, however many requests the machine's speed allows.
+		if n := conns.Load() - before; tc.path != "/close" && n > 8 {
+			t.Errorf("%s: %d new connections for %d requests", tc.path, n, res.Requests+o.Requests)
+		}
 	}
 }

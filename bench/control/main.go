@@ -68,7 +68,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"resilience.dev/operator/api/v1alpha1"
-	"resilience.dev/operator/hack/loadgen"
+	"resilience.dev/operator/bench/loadgen"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/gateway"

@@ -21,7 +21,7 @@ limitations under the License.
 // a snapshot compiled by compile.Compile from synthetic objects, HTTPServer on 127.0.0.1:0) with the
 // garbage-collector settings cmd/gateway applies by default (-gc-percent, -memory-limit); the bare
 // proxy process (-serve proxy), an httputil.ReverseProxy with a tuned Transport and Go's default
-// runtime settings; and this process as the load generator (hack/loadgen, a raw HTTP/1.1 client that
+// runtime settings; and this process as the load generator (bench/loadgen, a raw HTTP/1.1 client that
 // costs far less CPU than net/http's). No manager runs: the gateway gets its snapshot from Apply
 // instead of the stream. -profile writes CPU and allocation profiles of the proxy processes (last
 // round, closed loop) and of the load generator.
@@ -62,7 +62,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"resilience.dev/operator/api/v1alpha1"
-	"resilience.dev/operator/hack/loadgen"
+	"resilience.dev/operator/bench/loadgen"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/snapshot"
@@ -267,7 +267,7 @@ func run(bin string, rounds int, closedDur time.Duration, conc int, rate float64
 			return err
 		}
 	}
-	rep := &Report{Mode: "gateway in-process (gateway.New + Apply of a compiled snapshot, no manager, cmd/gateway's GC defaults: " + strings.Join(gcArgs, " ") + ") in one process, a bare httputil.ReverseProxy (Go's defaults) in another; backend = cmd/demo-backend process; load generator = this process (hack/loadgen, raw HTTP/1.1)",
+	rep := &Report{Mode: "gateway in-process (gateway.New + Apply of a compiled snapshot, no manager, cmd/gateway's GC defaults: " + strings.Join(gcArgs, " ") + ") in one process, a bare httputil.ReverseProxy (Go's defaults) in another; backend = cmd/demo-backend process; load generator = this process (bench/loadgen, raw HTTP/1.1)",
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Rounds: rounds, Concurrency: conc,
 		ClosedSecs: closedDur.Seconds(), OpenRate: rate, OpenConns: openConns, OpenSecs: openDur.Seconds()}
 	fmt.Printf("bench-gateway: %s\n", rep.Mode)
