@@ -16,7 +16,7 @@ limitations under the License.
 
 // Command benchcontrol measures the control path (`make bench-control`, issue #6):
 //
-//  1. compile: compile.Compile on synthetic input (n Services with three endpoints and one policy
+//  1. compile: a one-shot compile.Compiler on synthetic input (n Services with three endpoints and one policy
 //     each, the kinds in turn) for each -compile size: time (min and median of -runs) and the size of
 //     the snapshot as JSON;
 //  2. memory, in-process: a child process (this binary with -mem-child) compiles -mem-policies
@@ -101,7 +101,7 @@ type Report struct {
 	Notes     []string      `json:"notes"`
 }
 
-// CompileFig is compile.Compile at one size.
+// CompileFig is a one-shot compile (new(compile.Compiler).Compile) at one size.
 type CompileFig struct {
 	Policies      int     `json:"policies"`
 	Runs          int     `json:"runs"`
@@ -205,7 +205,7 @@ func run(bin, compileSizes string, runs, memPolicies, keys int, stackSizes strin
 	if err != nil {
 		return err
 	}
-	fmt.Println("\ncompile (compile.Compile on synthetic input; gateway Apply of the result into a fresh in-process gateway):")
+	fmt.Println("\ncompile (a one-shot compile.Compiler on synthetic input; gateway Apply of the result into a fresh in-process gateway):")
 	fmt.Printf("  %9s %5s %10s %10s %14s %10s\n", "policies", "runs", "min", "median", "snapshot JSON", "apply")
 	for _, n := range cs {
 		f, err := measureCompile(n, runs)
@@ -338,12 +338,12 @@ func measureCompile(n, runs int) (CompileFig, error) {
 	for range max(runs, 1) {
 		runtime.GC()
 		start := time.Now()
-		s, err := compile.Compile(in)
+		e, err := new(compile.Compiler).Compile(in)
 		if err != nil {
 			return CompileFig{}, err
 		}
 		times = append(times, time.Since(start))
-		snap = s
+		snap = e.Snapshot
 	}
 	if len(snap.Policies) != n {
 		return CompileFig{}, fmt.Errorf("%d policies in force, want %d", len(snap.Policies), n)
@@ -393,10 +393,11 @@ func measureMemory(n, keys int) (*MemFig, error) {
 	// Service svc0 (a RateLimit) gets a second, keyed limit.
 	in.RateLimits[0].Spec.Limits = append(in.RateLimits[0].Spec.Limits, v1alpha1.Limit{Name: "per-user", Requests: initialRequests,
 		Period: "1s", MaxKeys: int32(max(keys, 1)), Key: []v1alpha1.KeyPart{{Header: ptr.To(v1alpha1.HeaderName("X-User-ID"))}}})
-	snap, err := compile.Compile(in)
+	enc, err := new(compile.Compiler).Compile(in)
 	if err != nil {
 		return nil, err
 	}
+	snap := enc.Snapshot
 	snap.Version = 1
 	g, err := gateway.New(gateway.Options{Transport: okRT{}})
 	if err != nil {
@@ -405,7 +406,7 @@ func measureMemory(n, keys int) (*MemFig, error) {
 	if err := g.Apply(snap); err != nil {
 		return nil, err
 	}
-	in, snap = compile.Input{}, nil
+	in, enc, snap = compile.Input{}, nil, nil
 	m := &MemFig{Policies: n, Keys: keys}
 	heap, rss, _ := memNow()
 	m.HeapAppliedMiB, m.RSSAppliedMiB = mib(heap), mib(rss)

@@ -33,8 +33,8 @@ import (
 // BenchmarkChangePath measures, in-process, the CPU work of one changed RateLimit among n policies,
 // stage by stage: the manager's compile (compile.Compiler, as the snapshot builder runs it) and
 // publish (the delta frame), and the gateway's decode of the delta and apply. The "whole" variants
-// are the same change the way it went before deltas: compile.Compile, the whole snapshot encoded,
-// decoded and applied.
+// are the same change the way it went before deltas: a one-shot compile (which encodes every Service),
+// the whole snapshot's body, decoded and applied.
 func BenchmarkChangePath(b *testing.B) {
 	for _, n := range []int{1000} {
 		in := synthetic(n)
@@ -66,8 +66,7 @@ func BenchmarkChangePath(b *testing.B) {
 		encs := make([]*snapshot.Encoded, 2)
 		deltas := make([][]byte, 2)
 		for k := range encs {
-			s, _ := compile.Compile(change(k))
-			encs[k], _ = snapshot.Encode(s)
+			encs[k], _ = new(compile.Compiler).Compile(change(k))
 		}
 		for k := range deltas {
 			deltas[k], _ = snapshot.Diff(encs[(k+1)%2], encs[k])
@@ -102,19 +101,19 @@ func BenchmarkChangePath(b *testing.B) {
 		b.Run(fmt.Sprintf("whole-manager/policies=%d", n), func(b *testing.B) {
 			k := 0
 			for b.Loop() {
-				s, err := compile.Compile(change(k))
+				s, err := new(compile.Compiler).Compile(change(k))
 				if err != nil {
 					b.Fatal(err)
 				}
-				body, _ := json.Marshal(s)
+				body, _ := s.Body()
 				_, _ = json.Marshal(distribution.ServerFrame{Version: 1, Snapshot: body})
 				k++
 			}
 		})
 		frames := make([][]byte, 2)
 		for k := range frames {
-			s, _ := compile.Compile(change(k))
-			body, _ := json.Marshal(s)
+			s, _ := new(compile.Compiler).Compile(change(k))
+			body, _ := s.Body()
 			frames[k], _ = json.Marshal(distribution.ServerFrame{Version: uint64(k + 1), Snapshot: body})
 		}
 		b.Run(fmt.Sprintf("whole-gateway/policies=%d", n), func(b *testing.B) {

@@ -18,7 +18,7 @@ limitations under the License.
 //
 // Four processes share the machine: the project's backend (cmd/demo-backend); the gateway process
 // (this binary re-run with -serve gateway), which holds the gateway IN-PROCESS (gateway.New, Apply of
-// a snapshot compiled by compile.Compile from synthetic objects, HTTPServer on 127.0.0.1:0) with the
+// a snapshot compiled by compile.Compiler from synthetic objects, HTTPServer on 127.0.0.1:0) with the
 // garbage-collector settings cmd/gateway applies by default (-gc-percent, -memory-limit); the bare
 // proxy process (-serve proxy), an httputil.ReverseProxy with a tuned Transport and Go's default
 // runtime settings; and this process as the load generator (bench/loadgen, a raw HTTP/1.1 client that
@@ -581,10 +581,11 @@ func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
 		RetryPolicies:   []v1alpha1.RetryPolicy{{ObjectMeta: meta("rp"), Spec: v1alpha1.RetryPolicySpec{TargetRefs: refs}}},
 		GatewayReplicas: 1,
 	}
-	snap, err := compile.Compile(in)
+	enc, err := new(compile.Compiler).Compile(in)
 	if err != nil {
 		return nil, err
 	}
+	snap := enc.Snapshot
 	if len(snap.Services) != 1 || len(snap.Policies) != 3 {
 		return nil, fmt.Errorf("compiled %d Services and %d policies, want 1 and 3", len(snap.Services), len(snap.Policies))
 	}

@@ -48,10 +48,11 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
 		t.Run(name, func(t *testing.T) {
 			input := readInput(t, in)
-			snap, err := Compile(input)
+			enc, err := new(Compiler).Compile(input)
 			if err != nil {
 				t.Fatalf("compile: %v", err)
 			}
+			snap := enc.Snapshot
 			got, err := json.MarshalIndent(snap, "", "  ")
 			if err != nil {
 				t.Fatal(err)
@@ -142,7 +143,7 @@ func TestStateKeys(t *testing.T) {
 	base := readInput(t, "testdata/shop.in.yaml")
 	keys := func(in Input) (limit, breaker, budget string) {
 		t.Helper()
-		snap, err := Compile(in)
+		snap, err := new(Compiler).Compile(in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +208,7 @@ func TestDeletedAndInvalidPoliciesAreLeftOut(t *testing.T) {
 	now := metav1.Now()
 	in.RateLimits[0].DeletionTimestamp = &now
 	in.CircuitBreakers[0].Spec.OpenDuration = "1.5s" // not GEP-2257
-	snap, err := Compile(in)
+	snap, err := new(Compiler).Compile(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestForeignNamespaceEndpointsAreLeftOut(t *testing.T) {
 	eps := in.EndpointSlices[0].Endpoints // checkout: 10.0.0.2 and 10.0.0.1 ready
 	eps[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "payments-team", Name: "vault-0"}
 	eps[1].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "checkout-1"}
-	snap, err := Compile(in)
+	snap, err := new(Compiler).Compile(in)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,11 @@ limitations under the License.
 package compile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/snapshot"
 )
@@ -24,7 +29,7 @@ import (
 func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*snapshot.RateLimit, error) {
 	s := p.Spec
 	out := &snapshot.RateLimit{
-		Policy:           refOf("RateLimit", p),
+		Policy:           refOf(v1alpha1.KindRateLimit, p),
 		IPv6PrefixLength: defaultIPv6Prefix,
 		Delay:            s.OnExceeded == v1alpha1.OnExceededDelay,
 		DryRun:           s.Mode == v1alpha1.ModeDryRun,
@@ -90,7 +95,7 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*snapshot
 func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.CircuitBreaker {
 	s := p.Spec
 	out := &snapshot.CircuitBreaker{
-		Policy:             refOf("CircuitBreaker", p),
+		Policy:             refOf(v1alpha1.KindCircuitBreaker, p),
 		FailureStatusCodes: append([]string(nil), defaultFailureCodes...),
 		FailOnConnectError: true,
 		FailOnTimeout:      true,
@@ -143,7 +148,7 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.Circ
 func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *snapshot.Retry {
 	s := p.Spec
 	out := &snapshot.Retry{
-		Policy:             refOf("RetryPolicy", p),
+		Policy:             refOf(v1alpha1.KindRetryPolicy, p),
 		MaxAttempts:        int(orDefault(s.MaxAttempts, defaultMaxAttempts)),
 		RetryStatusCodes:   append([]string(nil), defaultRetryCodes...),
 		RetryConnect:       true,
@@ -195,3 +200,16 @@ func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *snapshot.Retry {
 	}{out.BudgetPercent, out.BudgetMinPerSecond, out.BudgetWindow})
 	return out
 }
+
+// stateKey names pattern state across snapshots: policy UID, what it is, and a hash of the parameters
+// that shape it, so an unchanged limit or breaker keeps its state and a changed one starts afresh.
+func stateKey(uid, what string, params any) string {
+	b, err := json.Marshal(params)
+	if err != nil { // params are plain structs of this package; this cannot fail
+		panic(fmt.Sprintf("stateKey: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return uid + "/" + what + "/" + hex.EncodeToString(sum[:8])
+}
+
+func portLabel(k portKey) string { return fmt.Sprintf("%s:%d", k.Service, k.Port) }

@@ -113,6 +113,16 @@ func Resolve(kind string, candidates []Candidate, services map[string]*corev1.Se
 	return res
 }
 
+// Winners resolves policies of one kind in one namespace (valid and not being deleted: only such
+// policies hold ports) and returns the name of the policy governing each port, as Resolve does.
+func Winners(kind string, policies []v1alpha1.Policy, services map[string]*corev1.Service) map[PortKey]string {
+	candidates := make([]Candidate, len(policies))
+	for i, p := range policies {
+		candidates[i] = Candidate{Name: p.GetName(), Created: p.GetCreationTimestamp().Time, Refs: p.GetTargetRefs()}
+	}
+	return Resolve(kind, candidates, services).Winners
+}
+
 func older(a, b Candidate) bool {
 	if !a.Created.Equal(b.Created) {
 		return a.Created.Before(b.Created)
