@@ -32,6 +32,17 @@ import (
 // the order of kinds), nil where no policy of that kind governs the port.
 type governed map[string]map[portKey][]v1alpha1.Policy
 
+// at returns the policies of one port, making room for them.
+func (g governed) at(ns string, k portKey) []v1alpha1.Policy {
+	if g[ns] == nil {
+		g[ns] = map[portKey][]v1alpha1.Policy{}
+	}
+	if g[ns][k] == nil {
+		g[ns][k] = make([]v1alpha1.Policy, len(kinds))
+	}
+	return g[ns][k]
+}
+
 // resolveKey names one resolution: a kind (its index in kinds) in a namespace.
 type resolveKey struct {
 	kind      int
@@ -50,14 +61,8 @@ func (c *Compiler) resolve(idx *index) (governed, []snapshot.PolicyRef) {
 	var refs []snapshot.PolicyRef
 	for ki, k := range kinds {
 		for ns, list := range idx.policies[ki] {
-			if ports[ns] == nil {
-				ports[ns] = map[portKey][]v1alpha1.Policy{}
-			}
 			for pk, p := range c.winners(resolveKey{ki, ns}, list, idx.services[ns]) {
-				if ports[ns][pk] == nil {
-					ports[ns][pk] = make([]v1alpha1.Policy, len(kinds))
-				}
-				ports[ns][pk][ki] = p
+				ports.at(ns, pk)[ki] = p
 			}
 			for _, p := range list {
 				refs = append(refs, refOf(k.Name, p))
