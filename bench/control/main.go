@@ -16,9 +16,9 @@ limitations under the License.
 
 // Command benchcontrol measures the control path (`make bench-control`, issue #6):
 //
-//  1. compile: a one-shot compile.Compiler on synthetic input (n Services with three endpoints and one policy
-//     each, the kinds in turn) for each -compile size: time (min and median of -runs) and the size of
-//     the snapshot as JSON;
+//  1. compile: a one-shot compile.Compiler on synthetic input (n Services with three endpoints and
+//     one policy each, the kinds in turn) for each -compile size: time (min and median of -runs) and
+//     the size of the snapshot as JSON;
 //  2. memory, in-process: a child process (this binary with -mem-child) compiles -mem-policies
 //     policies plus one keyed RateLimit, applies the snapshot to a gateway.New with an in-memory
 //     upstream, then drives -keys distinct X-User-ID values through the keyed limit; it reports heap
