@@ -19,6 +19,7 @@ limitations under the License.
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -111,6 +112,23 @@ func until(t *testing.T, what string, timeout time.Duration, cond func() bool) t
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// stackUp starts the manager and the gateway unless they run, and waits until the gateway is ready,
+// so that a test needs no earlier one to have set the stack up.
+func stackUp(t *testing.T) {
+	t.Helper()
+	if !stack.Running("manager") {
+		if err := stack.StartManager(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !stack.Running("gateway") {
+		if err := stack.StartGateway(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "gateway ready", 30*time.Second, gatewayReady)
 }
 
 func gatewayReady() bool {
