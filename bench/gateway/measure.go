@@ -72,10 +72,19 @@ func (m *measurement) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  round %d %-19s closed %9.0f req/s   open p99 %8s\n", r+1, m.configs[i].Name, closed.RPS(), open.Quantile(0.99).Round(time.Microsecond))
+			fmt.Printf("  round %d %-*s closed %9.0f req/s   open p99 %8s\n", r+1, m.nameWidth(), m.configs[i].Name, closed.RPS(), open.Quantile(0.99).Round(time.Microsecond))
 		}
 	}
 	return nil
+}
+
+// nameWidth is the width of the longest configuration name, at least 19 as before -compare-bin.
+func (m *measurement) nameWidth() int {
+	w := 19
+	for _, c := range m.configs {
+		w = max(w, len(c.Name))
+	}
+	return w
 }
 
 // closedLoop measures configuration i's throughput and its serving process's CPU time; in the last
