@@ -42,10 +42,6 @@ const (
 var exceptions = map[string]string{
 	"cmd/gateway/main.go:run":             "over the bound before the redesign of issue 11, which splits it",
 	"cmd/manager/main.go:run":             "over the bound before the redesign of issue 11, which splits it",
-	"bench/control/main.go":               "over the bound before the redesign of issue 11, which splits it",
-	"bench/control/main.go:run":           "over the bound before the redesign of issue 11, which splits it",
-	"bench/control/main.go:runStack":      "over the bound before the redesign of issue 11, which splits it",
-	"bench/control/trace.go:traceChanges": "over the bound before the redesign of issue 11, which splits it",
 	"internal/compile/compile.go":         "over the bound before the redesign of issue 11, which splits it",
 	"internal/compile/compile.go:compile": "over the bound before the redesign of issue 11, which splits it",
 	"internal/distribution/server.go":     "over the bound before the redesign of issue 11, which splits it",
