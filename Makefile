@@ -181,3 +181,13 @@ bench-control: setup-envtest ## Compile time, snapshot size, apply->enforced on 
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/benchcontrol ./bench/control
 	$(LOCALBIN)/benchcontrol -bin $(LOCALBIN) -json $(LOCALBIN)/bench-control.json $(BENCH_CONTROL_FLAGS)
+
+.PHONY: bench-control-compare
+bench-control-compare: setup-envtest ## bench-control of COMPARE_REF (default main), then of this tree, with a ratio table (this tree / COMPARE_REF); one after the other.
+	@mkdir -p $(LOCALBIN)/compare
+	src=$$(mktemp -d) && trap 'rm -rf $$src' EXIT && git archive $(COMPARE_REF) | tar -x -C $$src && cd $$src && \
+		go build -o $(LOCALBIN)/compare/manager ./cmd/manager && go build -o $(LOCALBIN)/compare/gateway ./cmd/gateway && \
+		go build -o $(LOCALBIN)/compare/benchcontrol ./bench/control && \
+		KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" $(LOCALBIN)/compare/benchcontrol -bin $(LOCALBIN)/compare \
+			-json $(LOCALBIN)/compare/bench-control.json $(BENCH_CONTROL_FLAGS)
+	$(MAKE) bench-control BENCH_CONTROL_FLAGS="-compare-json $(LOCALBIN)/compare/bench-control.json $(BENCH_CONTROL_FLAGS)"

@@ -68,6 +68,8 @@ type options struct {
 	heapProfiles string
 	// tracePath: where the processes' logs are kept ("" to trace nothing).
 	tracePath string
+	// compareJSON: another run's report to print ratios against ("" for none).
+	compareJSON string
 }
 
 func main() {
@@ -87,6 +89,7 @@ func main() {
 	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "run the gateway with --pprof and keep its heap profile (after a GC) at the end of each memory phase in this directory")
 	flag.StringVar(&o.tracePath, "trace", "", "trace the real stack: run the manager with debug logs, keep the processes' logs in this file, "+
 		"and line up per change the API write, the manager's informer event, the build, the gateway's receipt and apply, and enforcement")
+	flag.StringVar(&o.compareJSON, "compare-json", "", "another run's JSON report (another build's, say): print this run's figures over that run's, and put them in the JSON")
 	flag.Parse()
 	log.SetFlags(0)
 	ctrllog.SetLogger(logr.Discard()) // the client's API warnings would interleave with the tables
@@ -142,6 +145,12 @@ func run(o options) error {
 	}
 	rep.Goals = goals(rep)
 	loadgen.PrintGoals(rep.Goals, 86)
+	if o.compareJSON != "" {
+		if rep.Compare, err = compareReports(o.compareJSON, rep); err != nil {
+			return err
+		}
+		printComparison(rep.Compare)
+	}
 	if o.jsonPath != "" {
 		return loadgen.WriteJSON(o.jsonPath, rep)
 	}

@@ -35,6 +35,8 @@ type Report struct {
 	Trace     [][]Stages    `json:"trace,omitempty"`
 	Goals     []Goal        `json:"goals"`
 	Notes     []string      `json:"notes"`
+	// Compare is this run beside -compare-json's report; absent without it.
+	Compare *Comparison `json:"compare,omitempty"`
 }
 
 // CompileFig is compile.Compile at one size.
