@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,8 +156,14 @@ func backend(t *testing.T, ns, name string, h http.Handler) {
 	kubectl(t, localstack.LocalService(ns, name, port), "apply", "-f", "-")
 }
 
-func namespace(t *testing.T, name string) string {
+// namespaces counts the namespaces the tests created, so that each gets a name of its own.
+var namespaces atomic.Int64
+
+// namespace creates a namespace for one test, named prefix-N: a test run again (-count) starts
+// afresh, since the local control plane never finishes deleting a namespace.
+func namespace(t *testing.T, prefix string) string {
 	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, namespaces.Add(1))
 	kubectl(t, "", "create", "namespace", name)
 	return name
 }
