@@ -60,9 +60,11 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 	if err != nil {
 		return p, err
 	}
-	children := []struct{ label, which, binary string }{{"gateway", "gateway", self}, {"proxy", "proxy", self}}
+	// label names the process in pids and addrs; which is its -serve; binary is the build serving it.
+	type child struct{ label, which, binary string }
+	children := []child{{"gateway", "gateway", self}, {"proxy", "proxy", self}}
 	if o.compareBin != "" {
-		children = append(children, struct{ label, which, binary string }{"compare-gateway", "gateway", filepath.Join(o.compareBin, "benchgateway")})
+		children = append(children, child{"compare-gateway", "gateway", filepath.Join(o.compareBin, "benchgateway")})
 	}
 	for _, c := range children {
 		args := []string{"-serve", c.which, "-backend", p.backendAddr}
