@@ -36,7 +36,9 @@ limitations under the License.
 // -compare-bin DIR adds a second build to the same run: DIR holds that build's benchgateway, whose
 // gateway process then serves two more configurations (compare-gateway-no-policy and
 // compare-gateway-3-policies) in the same alternating rounds; a ratio table (this build over that one)
-// follows the main table and goes into the JSON as "compare".
+// follows the main table and goes into the JSON as "compare". Both gateway processes get the same
+// flags (-serve, -backend, -pprof and the GC and upstream-client flags), so the other build must
+// accept them: any build of this command since -serve had them.
 package main
 
 import (
