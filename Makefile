@@ -165,9 +165,29 @@ bench-gateway: ## Gateway data path vs the backend directly and a bare reverse p
 	go build -o $(LOCALBIN)/benchgateway ./bench/gateway
 	$(LOCALBIN)/benchgateway -bin $(LOCALBIN) -json $(LOCALBIN)/bench-gateway.json $(BENCH_GATEWAY_FLAGS)
 
+# COMPARE_REF is the git revision bench-gateway-compare measures this tree against.
+COMPARE_REF ?= main
+
+.PHONY: bench-gateway-compare
+bench-gateway-compare: ## bench-gateway with COMPARE_REF's gateway (default main) in the same rounds; adds a ratio table (this tree / COMPARE_REF).
+	@mkdir -p $(LOCALBIN)/compare
+	src=$$(mktemp -d) && git archive $(COMPARE_REF) | tar -x -C $$src && \
+		(cd $$src && go build -o $(LOCALBIN)/compare/benchgateway ./bench/gateway); rc=$$?; rm -rf $$src; exit $$rc
+	$(MAKE) bench-gateway BENCH_GATEWAY_FLAGS="-compare-bin $(LOCALBIN)/compare $(BENCH_GATEWAY_FLAGS)"
+
 .PHONY: bench-control
 bench-control: setup-envtest ## Compile time, snapshot size, apply->enforced on the local stack, memory; table + bin/bench-control.json.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/benchcontrol ./bench/control
 	$(LOCALBIN)/benchcontrol -bin $(LOCALBIN) -json $(LOCALBIN)/bench-control.json $(BENCH_CONTROL_FLAGS)
+
+.PHONY: bench-control-compare
+bench-control-compare: setup-envtest ## bench-control of COMPARE_REF (default main), then of this tree, with a ratio table (this tree / COMPARE_REF); one after the other.
+	@mkdir -p $(LOCALBIN)/compare
+	src=$$(mktemp -d) && trap 'rm -rf $$src' EXIT && git archive $(COMPARE_REF) | tar -x -C $$src && cd $$src && \
+		go build -o $(LOCALBIN)/compare/manager ./cmd/manager && go build -o $(LOCALBIN)/compare/gateway ./cmd/gateway && \
+		go build -o $(LOCALBIN)/compare/benchcontrol ./bench/control && \
+		KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" $(LOCALBIN)/compare/benchcontrol -bin $(LOCALBIN)/compare \
+			-json $(LOCALBIN)/compare/bench-control.json $(BENCH_CONTROL_FLAGS)
+	$(MAKE) bench-control BENCH_CONTROL_FLAGS="-compare-json $(LOCALBIN)/compare/bench-control.json $(BENCH_CONTROL_FLAGS)"

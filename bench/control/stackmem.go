@@ -309,8 +309,8 @@ func (s *stack) memoryPhases(ctx context.Context, w *memWatch, n, keys, round in
 		m := w.phaseEnd()
 		m.Phase = name
 		phases = append(phases, m)
-		if heapProfiles != "" { // after the reading: the profile's GC must not flatter it
-			path := filepath.Join(heapProfiles, fmt.Sprintf("gateway-heap-%d-%d.pprof", n, len(phases)))
+		if s.o.heapProfiles != "" { // after the reading: the profile's GC must not flatter it
+			path := filepath.Join(s.o.heapProfiles, fmt.Sprintf("gateway-heap-%d-%d.pprof", n, len(phases)))
 			if err := s.heapProfile(path); err != nil {
 				fmt.Fprintf(os.Stderr, "heap profile: %v\n", err)
 			}

@@ -100,14 +100,17 @@ func dur(s string) time.Duration {
 	return d
 }
 
-// traceChanges lines the processes' logs up with the benchmark's own times, change by change.
-func traceChanges(logPath string, cs []changeTimes) ([]Stages, error) {
+// traceEvents are the log lines the trace reads, by message, in the order logged.
+type traceEvents struct{ informer, published, received, applied []event }
+
+// readTrace reads the processes' JSON log lines that mark the stages of a change.
+func readTrace(logPath string) (*traceEvents, error) {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var informer, published, received, applied []event
+	ev := &traceEvents{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -122,73 +125,90 @@ func traceChanges(logPath string, cs []changeTimes) ([]Stages, error) {
 		e := event{at: l.at(), l: l}
 		switch l.Msg {
 		case "policy changed":
-			informer = append(informer, e)
+			ev.informer = append(ev.informer, e)
 		case "published snapshot":
-			published = append(published, e)
+			ev.published = append(ev.published, e)
 		case "received snapshot":
-			received = append(received, e)
+			ev.received = append(ev.received, e)
 		case "snapshot applied":
-			applied = append(applied, e)
+			ev.applied = append(ev.applied, e)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	since := func(c changeTimes, t time.Time) float64 {
-		if t.IsZero() {
-			return -1
-		}
-		return ms(t.Sub(c.Start))
+	return ev, nil
+}
+
+// traceChanges lines the processes' logs up with the benchmark's own times, change by change.
+func traceChanges(logPath string, cs []changeTimes) ([]Stages, error) {
+	ev, err := readTrace(logPath)
+	if err != nil {
+		return nil, err
 	}
 	var out []Stages
 	for k, c := range cs {
-		st := Stages{Change: c.Namespace + "/" + c.Name, ApplyCall: since(c, c.Called), Enforced: since(c, c.Enforced), Polls: c.Polls,
-			Informer: -1, Triggered: -1, BuildStart: -1, Published: -1, Received: -1, Applied: -1}
 		end := c.Enforced.Add(time.Second)
 		if k+1 < len(cs) {
 			end = cs[k+1].Start
 		}
-		var inf time.Time
-		for _, e := range informer {
-			if e.at.After(c.Start) && e.at.Before(end) && e.l.Namespace == c.Namespace && e.l.Name == c.Name {
-				inf = e.at
-				break
-			}
-		}
-		st.Informer = since(c, inf)
-		// The snapshot that carried the change: the first published after the informer saw it.
-		for _, e := range published {
-			if !e.at.After(c.Start) {
-				continue
-			}
-			if inf.IsZero() || e.at.Before(inf) {
-				st.OtherBuilds++
-				continue
-			}
-			trig, _ := time.Parse(time.RFC3339Nano, e.l.Triggered)
-			start := e.at.Add(-dur(e.l.Took))
-			st.Triggered, st.BuildStart, st.Published = since(c, trig), since(c, start), since(c, e.at)
-			st.List, st.Compile, st.Version = ms(dur(e.l.List)), ms(dur(e.l.Compile)), e.l.Version
-			st.CompileCPU = ms(dur(e.l.CompileCPU))
-			break
-		}
-		for _, e := range received {
-			if e.l.Version == st.Version && st.Version != 0 {
-				// Logged after the decode and apply: the frame arrived that much earlier.
-				arrived := e.at.Add(-dur(e.l.Decode) - dur(e.l.Apply))
-				st.Received, st.Decode, st.SnapshotSize = since(c, arrived), ms(dur(e.l.Decode)), e.l.Bytes
-				break
-			}
-		}
-		for _, e := range applied {
-			if e.l.Version == st.Version && st.Version != 0 {
-				st.Applied = since(c, e.at)
-				break
-			}
-		}
-		out = append(out, st)
+		out = append(out, ev.stages(c, end))
 	}
 	return out, nil
+}
+
+// sinceStart is t in milliseconds from the start of change c, or -1 for a zero t (not found).
+func sinceStart(c changeTimes, t time.Time) float64 {
+	if t.IsZero() {
+		return -1
+	}
+	return ms(t.Sub(c.Start))
+}
+
+// stages finds change c's path in the logs: its informer event (before end, the next change's
+// start), the snapshot that carried it, and that snapshot's receipt and apply at the gateway.
+func (ev *traceEvents) stages(c changeTimes, end time.Time) Stages {
+	st := Stages{Change: c.Namespace + "/" + c.Name, ApplyCall: sinceStart(c, c.Called), Enforced: sinceStart(c, c.Enforced), Polls: c.Polls,
+		Informer: -1, Triggered: -1, BuildStart: -1, Published: -1, Received: -1, Applied: -1}
+	var inf time.Time
+	for _, e := range ev.informer {
+		if e.at.After(c.Start) && e.at.Before(end) && e.l.Namespace == c.Namespace && e.l.Name == c.Name {
+			inf = e.at
+			break
+		}
+	}
+	st.Informer = sinceStart(c, inf)
+	// The snapshot that carried the change: the first published after the informer saw it.
+	for _, e := range ev.published {
+		if !e.at.After(c.Start) {
+			continue
+		}
+		if inf.IsZero() || e.at.Before(inf) {
+			st.OtherBuilds++
+			continue
+		}
+		trig, _ := time.Parse(time.RFC3339Nano, e.l.Triggered)
+		start := e.at.Add(-dur(e.l.Took))
+		st.Triggered, st.BuildStart, st.Published = sinceStart(c, trig), sinceStart(c, start), sinceStart(c, e.at)
+		st.List, st.Compile, st.Version = ms(dur(e.l.List)), ms(dur(e.l.Compile)), e.l.Version
+		st.CompileCPU = ms(dur(e.l.CompileCPU))
+		break
+	}
+	for _, e := range ev.received {
+		if e.l.Version == st.Version && st.Version != 0 {
+			// Logged after the decode and apply: the frame arrived that much earlier.
+			arrived := e.at.Add(-dur(e.l.Decode) - dur(e.l.Apply))
+			st.Received, st.Decode, st.SnapshotSize = sinceStart(c, arrived), ms(dur(e.l.Decode)), e.l.Bytes
+			break
+		}
+	}
+	for _, e := range ev.applied {
+		if e.l.Version == st.Version && st.Version != 0 {
+			st.Applied = sinceStart(c, e.at)
+			break
+		}
+	}
+	return st
 }
 
 // printStages prints, per stage, the median, p90 and max of the time spent in it (from the end of the

@@ -19,12 +19,14 @@ limitations under the License.
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +115,23 @@ func until(t *testing.T, what string, timeout time.Duration, cond func() bool) t
 	return time.Since(start)
 }
 
+// stackUp starts the manager and the gateway unless they run, and waits until the gateway is ready,
+// so that a test needs no earlier one to have set the stack up.
+func stackUp(t *testing.T) {
+	t.Helper()
+	if !stack.Running("manager") {
+		if err := stack.StartManager(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !stack.Running("gateway") {
+		if err := stack.StartGateway(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "gateway ready", 30*time.Second, gatewayReady)
+}
+
 func gatewayReady() bool {
 	resp, err := http.Get("http://" + opts.GatewayHealth + "/readyz")
 	if err != nil {
@@ -137,8 +156,14 @@ func backend(t *testing.T, ns, name string, h http.Handler) {
 	kubectl(t, localstack.LocalService(ns, name, port), "apply", "-f", "-")
 }
 
-func namespace(t *testing.T, name string) string {
+// namespaces counts the namespaces the tests created, so that each gets a name of its own.
+var namespaces atomic.Int64
+
+// namespace creates a namespace for one test, named prefix-N: a test run again (-count) starts
+// afresh, since the local control plane never finishes deleting a namespace.
+func namespace(t *testing.T, prefix string) string {
 	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, namespaces.Add(1))
 	kubectl(t, "", "create", "namespace", name)
 	return name
 }

@@ -1,0 +1,94 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	"resilience.dev/operator/bench/loadgen"
+)
+
+const (
+	ns        = "bench"
+	plainHost = "plain." + ns // managed Service, no policy
+	fullHost  = "full." + ns  // RateLimit + CircuitBreaker + RetryPolicy
+	userID    = "user-42"
+)
+
+// config is one measured configuration: a proxy process (or the backend) and the Host to ask for.
+type config struct {
+	Name string
+	proc string // the process serving it: direct (the backend), proxy, gateway or compare-gateway
+	pid  int    // its pid, for its CPU time
+	desc string
+	url  string
+	host string
+}
+
+// configs are the configurations of a run, in the order of the tables: the backend directly, the
+// bare proxy, the gateway without and with policies, and with -compare-bin the other build's gateway.
+func (p *processes) configs(compare bool) []config {
+	gw := func(proc string) string { return "http://" + p.addrs[proc+"-gateway"] + "/" }
+	cs := []config{
+		{Name: "direct", proc: "direct", desc: "the backend directly", url: "http://" + p.backendAddr + "/"},
+		{Name: "bare-proxy", proc: "proxy", desc: "httputil.ReverseProxy, tuned Transport", url: "http://" + p.addrs["proxy-proxy"] + "/"},
+		{Name: "gateway-no-policy", proc: "gateway", desc: "gateway, managed Service, no policy", url: gw("gateway"), host: plainHost},
+		{Name: "gateway-3-policies", proc: "gateway", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: gw("gateway"), host: fullHost},
+	}
+	if compare {
+		cs = append(cs,
+			config{Name: comparePrefix + "gateway-no-policy", proc: "compare-gateway", desc: "-compare-bin's gateway, no policy", url: gw("compare-gateway"), host: plainHost},
+			config{Name: comparePrefix + "gateway-3-policies", proc: "compare-gateway", desc: "-compare-bin's gateway, three policies", url: gw("compare-gateway"), host: fullHost},
+		)
+	}
+	for i := range cs {
+		cs[i].pid = p.pids[cs[i].proc]
+	}
+	return cs
+}
+
+func target(c config) loadgen.Target {
+	return loadgen.Target{URL: c.url, Host: c.host, Header: http.Header{"X-User-Id": {userID}}}
+}
+
+// check makes sure a configuration answers 200 before anything is measured, and that the gateway's
+// policies are in force (and only where they should be).
+func check(c config) error {
+	req, _ := http.NewRequest(http.MethodGet, c.url, nil)
+	if c.host != "" {
+		req.Host = c.host
+	}
+	req.Header.Set("X-User-ID", userID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d: %s", c.Name, resp.StatusCode, body)
+	}
+	if c.host == fullHost && resp.Header.Get("X-RateLimit-Limit") == "" {
+		return fmt.Errorf("%s: no X-RateLimit-Limit, the RateLimit is not in force: %v", c.Name, resp.Header)
+	}
+	if c.host == plainHost && resp.Header.Get("X-RateLimit-Limit") != "" {
+		return fmt.Errorf("%s: X-RateLimit-Limit on the Service without policy", c.Name)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/compile"
+	"resilience.dev/operator/internal/snapshot"
+)
+
+// benchSnapshot compiles the Service "full" (the three policies, as the compiler defaults them) from
+// synthetic cluster objects, and adds the Service "plain": the same port with no policy.
+func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
+	created := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	meta := func(kind string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: ns, Name: "full", UID: types.UID("uid-" + kind), Generation: 1, CreationTimestamp: created}
+	}
+	refs := []v1alpha1.PolicyTargetReference{{Kind: "Service", Name: "full"}}
+	in := compile.Input{
+		Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "full"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}},
+		EndpointSlices: []discoveryv1.EndpointSlice{{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "full-local", Labels: map[string]string{discoveryv1.LabelServiceName: "full"}},
+			AddressType: discoveryv1.AddressTypeFQDN,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(backendPort)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"bench.localhost"}}},
+		}},
+		RateLimits: []v1alpha1.RateLimit{{ObjectMeta: meta("rl"), Spec: v1alpha1.RateLimitSpec{TargetRefs: refs, Limits: []v1alpha1.Limit{
+			{Name: "total", Requests: 1_000_000_000, Period: "1s"},
+			{Name: "per-user", Requests: 1_000_000_000, Period: "1s", Key: []v1alpha1.KeyPart{{Header: ptr.To(v1alpha1.HeaderName("X-User-ID"))}}},
+		}}}},
+		CircuitBreakers: []v1alpha1.CircuitBreaker{{ObjectMeta: meta("cb"), Spec: v1alpha1.CircuitBreakerSpec{TargetRefs: refs}}},
+		RetryPolicies:   []v1alpha1.RetryPolicy{{ObjectMeta: meta("rp"), Spec: v1alpha1.RetryPolicySpec{TargetRefs: refs}}},
+		GatewayReplicas: 1,
+	}
+	enc, err := new(compile.Compiler).Compile(in)
+	if err != nil {
+		return nil, err
+	}
+	snap := enc.Snapshot
+	if len(snap.Services) != 1 || len(snap.Policies) != 3 {
+		return nil, fmt.Errorf("compiled %d Services and %d policies, want 1 and 3", len(snap.Services), len(snap.Policies))
+	}
+	p := snap.Services[0].Ports[0]
+	if p.RateLimit == nil || p.CircuitBreaker == nil || p.Retry == nil {
+		return nil, fmt.Errorf("the three policies are not all on the port: %+v", p)
+	}
+	plain := snapshot.Service{Namespace: ns, Name: "plain", Ports: []snapshot.Port{{Name: p.Name, Port: p.Port, Endpoints: p.Endpoints}}}
+	snap.Services = append(snap.Services, plain)
+	snap.Version = 1
+	return snap, nil
+}
