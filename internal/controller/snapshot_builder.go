@@ -39,9 +39,9 @@ import (
 
 // Publisher receives each new snapshot (the distribution server).
 type Publisher interface {
-	// PublishEncoded sends a snapshot unless its content equals the current one (changed false). It
-	// keeps the snapshot, which the builder never modifies.
-	PublishEncoded(*snapshot.Encoded) (version uint64, changed bool, err error)
+	// Publish sends a snapshot unless its content equals the current one (changed false). It keeps
+	// the snapshot, which the builder never modifies.
+	Publish(*snapshot.Encoded) (version uint64, changed bool, err error)
 	Replicas() int
 }
 
@@ -182,7 +182,7 @@ func (b *SnapshotBuilder) build(ctx context.Context) error {
 	}
 	compiled := time.Now()
 	cpu1 := threadCPU(trace)
-	version, changed, err := b.Publisher.PublishEncoded(snap)
+	version, changed, err := b.Publisher.Publish(snap)
 	if err != nil || !changed {
 		return err
 	}

@@ -41,7 +41,6 @@ const (
 // paths from the repository root, or path:function.
 var exceptions = map[string]string{
 	"cmd/gateway/main.go:run":                 "over the bound before the redesign of issue 11, which splits it",
-	"cmd/manager/main.go:run":                 "over the bound before the redesign of issue 11, which splits it",
 	"bench/control/main.go":               "over the bound before the redesign of issue 11, which splits it",
 	"bench/control/main.go:run":           "over the bound before the redesign of issue 11, which splits it",
 	"bench/control/main.go:runStack":      "over the bound before the redesign of issue 11, which splits it",
@@ -56,7 +55,6 @@ var exceptions = map[string]string{
 	"cmd/demo/steps.go:retries":              "over the bound before the redesign of issue 11, which splits it",
 	"internal/compile/compile.go":             "over the bound before the redesign of issue 11, which splits it",
 	"internal/compile/compile.go:compile":     "over the bound before the redesign of issue 11, which splits it",
-	"internal/distribution/server.go":         "over the bound before the redesign of issue 11, which splits it",
 	"internal/gateway/breaker.go":             "over the bound before the redesign of issue 11, which splits it",
 	"internal/gateway/h1client.go":            "over the bound before the redesign of issue 11, which splits it",
 	"internal/gateway/serve.go":               "over the bound before the redesign of issue 11, which splits it",
