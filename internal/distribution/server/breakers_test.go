@@ -109,3 +109,20 @@ func TestRecordBreaker(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerLinesAreTheSharedFormat pins the text of the breakers in a gateway state ConfigMap,
+// which manager replicas of other versions read: "namespace/name|service:port|endpoint=State" lines sorted by key.
+func TestBreakerLinesAreTheSharedFormat(t *testing.T) {
+	states := map[BreakerKey]v1alpha1.CircuitState{
+		{Namespace: "shop", Name: "pay", Service: "payments", Port: 80, Endpoint: "10.0.0.1:8080"}: v1alpha1.CircuitOpen,
+		{Namespace: "shop", Name: "pay", Service: "payments", Port: 80}:                            v1alpha1.CircuitHalfOpen,
+	}
+	text := encodeLines(breakerLines(states), func(s v1alpha1.CircuitState) string { return string(s) })
+	if want := "shop/pay|payments:80|=HalfOpen\nshop/pay|payments:80|10.0.0.1:8080=Open\n"; text != want {
+		t.Fatalf("encoded %q, want %q", text, want)
+	}
+	back := breakersOf(decodeLines(text, func(v string) (v1alpha1.CircuitState, bool) { return v1alpha1.CircuitState(v), v != "" }))
+	if len(back) != len(states) || back[BreakerKey{Namespace: "shop", Name: "pay", Service: "payments", Port: 80}] != v1alpha1.CircuitHalfOpen {
+		t.Fatalf("decoded %v, want %v", back, states)
+	}
+}
