@@ -26,6 +26,7 @@ import (
 
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/distribution"
+	"resilience.dev/operator/internal/distribution/server"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/snapshot"
 )
@@ -50,14 +51,14 @@ func BenchmarkChangePath(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("manager/policies=%d", n), func(b *testing.B) {
 			var c compile.Compiler
-			srv := distribution.NewServer(nil, &distribution.MemoryStore{}, "m", logr.Discard())
+			srv := server.NewServer(nil, &server.MemoryStore{}, "m", logr.Discard())
 			k := 0
 			for b.Loop() {
 				e, err := c.Compile(change(k))
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, changed, err := srv.PublishEncoded(e); err != nil || (!changed && k > 0) {
+				if _, changed, err := srv.Publish(e); err != nil || (!changed && k > 0) {
 					b.Fatal("not published", err)
 				}
 				k++

@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"resilience.dev/operator/internal/distribution"
+	distclient "resilience.dev/operator/internal/distribution/client"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/snapshot"
 )
@@ -108,9 +109,9 @@ func run(c config, log *slog.Logger) error {
 		return fmt.Errorf("%s holds no PEM certificate", c.caFile)
 	}
 
-	client := &distribution.Client{
+	client := &distclient.Client{
 		URL: c.managerURL, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		Token: distribution.TokenFile(c.tokenFile), Replica: c.replica,
+		Token: distclient.TokenFile(c.tokenFile), Replica: c.replica,
 		Log: logr.FromSlogHandler(log.Handler()).WithName("stream"),
 	}
 	gw, err := gateway.New(gateway.Options{
@@ -126,7 +127,7 @@ func run(c config, log *slog.Logger) error {
 	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
 	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
 	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
-	client.ApplySnapshot = func(_ uint64, snap *snapshot.Encoded) error { return gw.ApplyEncoded(snap) }
+	client.Apply = func(_ uint64, snap *snapshot.Encoded) error { return gw.ApplyEncoded(snap) }
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()
 		out := make([]distribution.BreakerChange, len(states))

@@ -48,10 +48,10 @@ import (
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/controller"
 	"resilience.dev/operator/internal/distribution"
+	"resilience.dev/operator/internal/distribution/server"
 )
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups="",namespace=resilience-system,resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=resilience-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -97,19 +97,50 @@ func main() {
 }
 
 func run(c config) error {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-
 	saNS, saName, ok1 := strings.Cut(c.gatewaySA, "/")
 	caNS, caName, ok2 := strings.Cut(c.caSecret, "/")
 	if !ok1 || !ok2 {
 		return errors.New("--gateway-service-account and --ca-secret take namespace/name")
 	}
+	mgr, err := newManager(c, caNS)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	cert, err := servingCert(ctx, mgr, c, caNS, caName)
+	if err != nil {
+		return err
+	}
+	if err := server.RegisterMetrics(metrics.Registry); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	store := &server.ConfigMapStore{Client: mgr.GetClient(), Reader: mgr.GetCache(), Namespace: caNS}
+	srv := server.NewServer(&server.TokenReviewAuthenticator{
+		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, store, c.replica, ctrl.Log.WithName("distribution"))
+	if err := wire(ctx, mgr, srv); err != nil {
+		return err
+	}
+	if err := mgr.Add(streamServer(c.streamAddr, srv, cert)); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add ready check: %w", err)
+	}
+	ctrl.Log.Info("starting manager", "stream", c.streamAddr)
+	return mgr.Start(ctx)
+}
 
+// newManager makes the controller-runtime manager, its cache and its leader election.
+func newManager(c config, caNS string) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
@@ -120,7 +151,7 @@ func run(c config) error {
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
 				Namespaces: map[string]cache.Config{caNS: {}},
-				Label:      labels.SelectorFromSet(labels.Set{distribution.StateLabel: "true"}),
+				Label:      labels.SelectorFromSet(labels.Set{server.StateLabel: "true"}),
 			}}},
 		Metrics:                metricsserver.Options{BindAddress: c.metricsAddr},
 		HealthProbeBindAddress: c.probeAddr,
@@ -135,91 +166,66 @@ func run(c config) error {
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	return mgr, nil
+}
 
-	ctx := ctrl.SetupSignalHandler()
-	ca, err := distribution.EnsureCA(ctx, mgr.GetAPIReader(), mgr.GetClient(), caNS, caName)
+// servingCert loads (or creates) the stream's CA, writes its certificate where --write-ca-file asks,
+// and issues the stream's serving certificate from it.
+func servingCert(ctx context.Context, mgr ctrl.Manager, c config, caNS, caName string) (tls.Certificate, error) {
+	ca, err := server.EnsureCA(ctx, mgr.GetAPIReader(), mgr.GetClient(), caNS, caName)
 	if err != nil {
-		return err
+		return tls.Certificate{}, err
 	}
 	if c.writeCAFile != "" {
 		if err := os.WriteFile(c.writeCAFile, ca.CertPEM, 0o644); err != nil {
-			return fmt.Errorf("write CA file: %w", err)
+			return tls.Certificate{}, fmt.Errorf("write CA file: %w", err)
 		}
 	}
 	cert, err := ca.Issue(time.Now(), strings.Split(c.certHosts, ",")...)
 	if err != nil {
-		return fmt.Errorf("issue serving certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("issue serving certificate: %w", err)
 	}
+	return cert, nil
+}
 
-	if err := distribution.RegisterMetrics(metrics.Registry); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	log := ctrl.Log.WithName("distribution")
-	store := &distribution.ConfigMapStore{Client: mgr.GetClient(), Reader: mgr.GetCache(), Namespace: caNS}
-	server := distribution.NewServer(&distribution.TokenReviewAuthenticator{
-		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, store, c.replica, log)
-	if err := mgr.Add(server); err != nil {
+// wire joins the feedback loop: the snapshot builder publishes through the distribution server; the
+// server's view of the gateways (acks, replicas, breaker transitions) requeues the reconcilers,
+// retriggers the builder (Split limits depend on the replica count) and records breaker Events.
+func wire(ctx context.Context, mgr ctrl.Manager, srv *server.Server) error {
+	if err := mgr.Add(srv); err != nil {
 		return err
 	}
-	if err := mgr.Add(watchGatewayStates(mgr.GetCache(), server)); err != nil {
+	if err := mgr.Add(watchGatewayStates(mgr.GetCache(), srv)); err != nil {
 		return err
 	}
-	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: server, Breakers: server})
+	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: srv, Breakers: srv})
 	if err != nil {
 		return err
 	}
-	builder := (&controller.SnapshotBuilder{Cache: mgr.GetCache(), Publisher: server}).Init()
+	builder := (&controller.SnapshotBuilder{Cache: mgr.GetCache(), Publisher: srv}).Init()
 	if err := mgr.Add(builder); err != nil {
 		return err
 	}
-	events := mgr.GetEventRecorder("resilience-manager")
-	server.OnChange = notifier.Poke
-	server.OnReplicas = func(int) { builder.Trigger() }
-	server.OnBreaker = func(replica string, ch distribution.BreakerChange) {
-		cb := &v1alpha1.CircuitBreaker{}
-		if err := mgr.GetClient().Get(ctx, client.ObjectKey{Namespace: ch.Namespace, Name: ch.Name}, cb); err != nil {
-			return
-		}
-		where := fmt.Sprintf("replica %s, Service %s port %d", replica, ch.Service, ch.Port)
-		if ch.Endpoint != "" {
-			where += ", endpoint " + ch.Endpoint
-		}
-		reason := map[string]string{"Open": "CircuitOpened", "HalfOpen": "CircuitHalfOpen", "Closed": "CircuitClosed"}[ch.To]
-		if reason == "" {
-			return
-		}
-		kind := "Normal"
-		if ch.To == "Open" {
-			kind = "Warning"
-		}
-		events.Eventf(cb, nil, kind, reason, "Transition", "%s -> %s on %s: %s", ch.From, ch.To, where, ch.Cause)
-	}
-	if err := mgr.Add(streamServer(c.streamAddr, server, cert)); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("add health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return fmt.Errorf("add ready check: %w", err)
-	}
-	ctrl.Log.Info("starting manager", "stream", c.streamAddr)
-	return mgr.Start(ctx)
+	breakerEvents := &controller.BreakerEventRecorder{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("resilience-manager")}
+	srv.OnChange = notifier.Poke
+	srv.OnReplicas = func(int) { builder.Trigger() }
+	srv.OnBreaker = func(replica string, ch distribution.BreakerChange) { breakerEvents.Record(ctx, replica, ch) }
+	return nil
 }
 
 // watchGatewayStates tells the server when any manager replica changed a gateway's shared state.
-func watchGatewayStates(c cache.Cache, server *distribution.Server) manager.Runnable {
+func watchGatewayStates(c cache.Cache, srv *server.Server) manager.Runnable {
 	return everyReplica(func(ctx context.Context) error {
 		inf, err := c.GetInformer(ctx, &corev1.ConfigMap{})
 		if err != nil {
 			return fmt.Errorf("watch gateway states: %w", err)
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { server.StoreChanged() },
-			UpdateFunc: func(any, any) { server.StoreChanged() },
-			DeleteFunc: func(any) { server.StoreChanged() },
+			AddFunc:    func(any) { srv.StoreChanged() },
+			UpdateFunc: func(any, any) { srv.StoreChanged() },
+			DeleteFunc: func(any) { srv.StoreChanged() },
 		}); err != nil {
 			return fmt.Errorf("watch gateway states: %w", err)
 		}
@@ -228,7 +234,6 @@ func watchGatewayStates(c cache.Cache, server *distribution.Server) manager.Runn
 	})
 }
 
-// streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
 // everyReplica is a Runnable that runs on every manager replica, leader or not. A bare RunnableFunc
 // would wait for leadership, and a standby replica would then not serve the gateways.
 type everyReplica manager.RunnableFunc
@@ -236,6 +241,7 @@ type everyReplica manager.RunnableFunc
 func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 func (everyReplica) NeedLeaderElection() bool          { return false }
 
+// streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
 func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Runnable {
 	return everyReplica(func(ctx context.Context) error {
 		srv := &http.Server{

@@ -70,7 +70,7 @@ func (r *CircuitBreakerReconciler) setBreakerState(cb *v1alpha1.CircuitBreaker) 
 	}
 	state, replicas, endpoints := r.Breakers.BreakerStatus(cb.Namespace, cb.Name)
 	if state != "" {
-		cb.Status.State = v1alpha1.CircuitState(state)
+		cb.Status.State = state
 	}
 	cb.Status.OpenReplicas, cb.Status.OpenEndpoints = int32(replicas), int32(endpoints)
 }

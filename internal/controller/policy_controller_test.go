@@ -138,8 +138,7 @@ func TestConflictYoungerLosesThenTakesOver(t *testing.T) {
 	older := rateLimit(ns, "older", ref("checkout"))
 	create(t, older)
 	accepted(t, older, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
-	// creationTimestamp has a resolution of one second: make sure the younger one is younger.
-	time.Sleep(1100 * time.Millisecond)
+	createdLater(t, older) // make sure the younger one is younger
 	younger := rateLimit(ns, "younger", ref("checkout"))
 	create(t, younger)
 	cond := accepted(t, younger, metav1.ConditionFalse, v1alpha1.ReasonConflicted)
@@ -182,18 +181,20 @@ func TestSectionNameBeatsWholeService(t *testing.T) {
 	whole := rateLimit(ns, "whole", ref("checkout"))
 	create(t, whole)
 	accepted(t, whole, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
-	time.Sleep(1100 * time.Millisecond) // the port-specific policy is the younger one, and still wins its port
+	createdLater(t, whole) // the port-specific policy is the younger one, and still wins its port
 	port := rateLimit(ns, "port", ref("checkout", "http"))
 	create(t, port)
 	accepted(t, port, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
 
 	// The whole-Service policy keeps the grpc port and says it lost http.
-	waitFor(t, whole, settle, func() (bool, string) {
-		msg := ""
-		if len(whole.Status.Targets) == 1 {
-			msg = whole.Status.Targets[0].Message
+	waitFor(t, whole, settle, func() error {
+		if len(whole.Status.Targets) != 1 {
+			return fmt.Errorf("%d targets in status, want 1", len(whole.Status.Targets))
 		}
-		return strings.Contains(msg, `RateLimit port governs Service "checkout" port http`), msg
+		if msg := whole.Status.Targets[0].Message; !strings.Contains(msg, `RateLimit port governs Service "checkout" port http`) {
+			return fmt.Errorf("target message %q does not say port governs http", msg)
+		}
+		return nil
 	})
 	accepted(t, whole, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
 
@@ -264,8 +265,8 @@ func TestInvalidOnlyTheControllerCanJudge(t *testing.T) {
 	if !strings.Contains(cond.Message, "spec.limits[0].requests") || !strings.Contains(cond.Message, "cannot be enforced") {
 		t.Errorf("message %q does not name the field and the reason", cond.Message)
 	}
-	// An invalid policy holds no port: a valid one on the same Service is in force.
-	time.Sleep(1100 * time.Millisecond)
+	// An invalid policy holds no port: a valid one on the same Service is in force, although younger.
+	createdLater(t, rl)
 	ok := rateLimit(ns, "valid", ref("checkout"))
 	create(t, ok)
 	accepted(t, ok, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
@@ -303,16 +304,14 @@ func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
 	marker := rateLimit(ns, "marker", ref("checkout", "http"))
 	create(t, marker)
 	accepted(t, marker, metav1.ConditionTrue, v1alpha1.ReasonAccepted)
-	time.Sleep(300 * time.Millisecond)
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rl), rl); err != nil {
-		t.Fatal(err)
-	}
 	// The marker takes the http port, so rl's status legitimately changed once; after that it must settle.
+	accepted(t, rl, metav1.ConditionFalse, v1alpha1.ReasonConflicted)
 	settled := rl.ResourceVersion
 	svc.Labels["touched"] = "twice"
 	if err := k8s.Update(context.Background(), svc); err != nil {
 		t.Fatal(err)
 	}
+	// A write that must not happen cannot be polled for: give the reconciler the time it would take.
 	time.Sleep(500 * time.Millisecond)
 	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(rl), rl); err != nil {
 		t.Fatal(err)

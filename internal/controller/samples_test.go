@@ -38,6 +38,7 @@ import (
 // TestSamplesApplyAndAreAccepted applies every manifest in config/samples (server-side, in file order,
 // as `kubectl apply --server-side -f config/samples/` does) and expects every policy to be Accepted.
 func TestSamplesApplyAndAreAccepted(t *testing.T) {
+	suite(t)
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ import (
 
 // BreakerSource reports a CircuitBreaker's live state across gateway replicas.
 type BreakerSource interface {
-	BreakerStatus(namespace, name string) (state string, openReplicas, openEndpoints int)
+	BreakerStatus(namespace, name string) (state v1alpha1.CircuitState, openReplicas, openEndpoints int)
 }
 
 // Options wires the reconcilers to the gateways' live state. The zero value means no gateway exists.

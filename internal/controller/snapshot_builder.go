@@ -19,7 +19,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -33,15 +32,16 @@ import (
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/snapshot"
+	"resilience.dev/operator/internal/trace"
 )
 
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 
 // Publisher receives each new snapshot (the distribution server).
 type Publisher interface {
-	// PublishEncoded sends a snapshot unless its content equals the current one (changed false). It
-	// keeps the snapshot, which the builder never modifies.
-	PublishEncoded(*snapshot.Encoded) (version uint64, changed bool, err error)
+	// Publish sends a snapshot unless its content equals the current one (changed false). It keeps
+	// the snapshot, which the builder never modifies.
+	Publish(*snapshot.Encoded) (version uint64, changed bool, err error)
 	Replicas() int
 }
 
@@ -148,19 +148,41 @@ func (b *SnapshotBuilder) Start(ctx context.Context) error {
 	}
 }
 
+// build compiles a snapshot from the cache and publishes it. With V(1) logging it logs each
+// published version with the time of each stage (bench/control's trace reads these keys).
 func (b *SnapshotBuilder) build(ctx context.Context) error {
-	trace := logf.FromContext(ctx).V(1).Enabled()
-	if trace { // the thread's CPU time tells the build's own work from time waiting for a CPU
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-	}
-	cpu0 := threadCPU(trace)
-	start := time.Now()
-	triggered := start
+	log := logf.FromContext(ctx).V(1)
+	span := trace.Begin(log.Enabled())
+	defer span.End()
+	triggered := span.Start()
 	if p := b.pending.Swap(0); p != 0 {
 		triggered = time.Unix(0, p)
 	}
-	var in compile.Input
+	in, err := b.input(ctx)
+	if err != nil {
+		return err
+	}
+	span.Stage("list")
+	snap, err := b.compiler.Compile(in)
+	if err != nil {
+		return err
+	}
+	span.Stage("compile")
+	span.CPU("compileCPU")
+	version, changed, err := b.Publisher.Publish(snap)
+	if err != nil || !changed {
+		return err
+	}
+	span.Stage("publish")
+	span.CPU("buildCPU")
+	log.Info("published snapshot", append([]any{"version", version, "services", len(snap.Services), "policies", len(snap.Policies),
+		"took", span.Took().String(), "triggered", triggered.UTC().Format(time.RFC3339Nano),
+		"waited", span.Start().Sub(triggered).String()}, span.Fields()...)...)
+	return nil
+}
+
+// input lists what the compiler reads from the cache.
+func (b *SnapshotBuilder) input(ctx context.Context) (compile.Input, error) {
 	var rls v1alpha1.RateLimitList
 	var cbs v1alpha1.CircuitBreakerList
 	var rps v1alpha1.RetryPolicyList
@@ -169,27 +191,9 @@ func (b *SnapshotBuilder) build(ctx context.Context) error {
 	for _, l := range []client.ObjectList{&rls, &cbs, &rps, &svcs, &slices} {
 		// The compiler only reads its input: no deep copy of every object of the cache.
 		if err := b.Cache.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
-			return fmt.Errorf("list %T: %w", l, err)
+			return compile.Input{}, fmt.Errorf("list %T: %w", l, err)
 		}
 	}
-	in.RateLimits, in.CircuitBreakers, in.RetryPolicies = rls.Items, cbs.Items, rps.Items
-	in.Services, in.EndpointSlices = svcs.Items, slices.Items
-	in.GatewayReplicas = b.Publisher.Replicas()
-	listed := time.Now()
-	snap, err := b.compiler.Compile(in)
-	if err != nil {
-		return err
-	}
-	compiled := time.Now()
-	cpu1 := threadCPU(trace)
-	version, changed, err := b.Publisher.PublishEncoded(snap)
-	if err != nil || !changed {
-		return err
-	}
-	cpu2 := threadCPU(trace)
-	logf.FromContext(ctx).V(1).Info("published snapshot", "version", version, "services", len(snap.Services),
-		"policies", len(snap.Policies), "took", time.Since(start).String(), "triggered", triggered.UTC().Format(time.RFC3339Nano), "waited", start.Sub(triggered).String(),
-		"list", listed.Sub(start).String(), "compile", compiled.Sub(listed).String(), "publish", time.Since(compiled).String(),
-		"compileCPU", (cpu1 - cpu0).String(), "buildCPU", (cpu2 - cpu0).String())
-	return nil
+	return compile.Input{RateLimits: rls.Items, CircuitBreakers: cbs.Items, RetryPolicies: rps.Items,
+		Services: svcs.Items, EndpointSlices: slices.Items, GatewayReplicas: b.Publisher.Replicas()}, nil
 }

@@ -18,8 +18,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,44 +52,59 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
+	code := m.Run()
+	if suiteStop != nil {
+		suiteStop()
+	}
+	os.Exit(code)
 }
 
-func runSuite(m *testing.M) int {
+var (
+	suiteOnce sync.Once
+	suiteErr  error
+	suiteStop func()
+)
+
+// suite starts the API server and the manager the first time a test needs them, so the package's
+// pure unit tests (condition setters, the breaker Event recorder) run without envtest.
+func suite(t *testing.T) {
+	t.Helper()
+	suiteOnce.Do(func() { suiteStop, suiteErr = startSuite() })
+	if suiteErr != nil {
+		t.Fatal(suiteErr)
+	}
+}
+
+func startSuite() (stop func(), err error) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 
 	cp, err := controlplane.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := SetupAll(mgr, Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	stop = func() { cancel(); _ = cp.Stop() }
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err == nil {
+		_, err = SetupAll(mgr, Options{})
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
 	go func() {
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
 	// A direct client: the tests read what the API server holds, not a cache.
-	k8s, err = client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+		stop()
+		return nil, err
 	}
-	return m.Run()
+	return stop, nil
 }
 
 func zapLevel() zapcore.Level {
@@ -100,6 +117,7 @@ func zapLevel() zapcore.Level {
 // newNamespace creates a namespace of the test's own, so tests can run in parallel.
 func newNamespace(t *testing.T) string {
 	t.Helper()
+	suite(t)
 	name := fmt.Sprintf("t%d", nsSeq.Add(1))
 	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatalf("create namespace: %v", err)
@@ -149,39 +167,65 @@ func rateLimit(ns, name string, refs ...v1alpha1.PolicyTargetReference) *v1alpha
 	}
 }
 
-// waitFor polls obj until cond holds, failing the test after timeout with the last observation.
-func waitFor(t *testing.T, obj client.Object, timeout time.Duration, cond func() (bool, string)) time.Duration {
+// eventually polls check until it returns nil, and fails the test after timeout with check's last
+// error, which should say what was expected and what was seen. It returns how long it waited.
+func eventually(t *testing.T, timeout time.Duration, check func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var last string
-	for time.Since(start) < timeout {
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err == nil {
-			var ok bool
-			if ok, last = cond(); ok {
-				return time.Since(start)
-			}
-		} else {
-			last = err.Error()
+	for {
+		err := check()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("not within %s: %v", timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s %s: condition not met within %s; last seen: %s", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), timeout, last)
-	return 0
+}
+
+// waitFor reads obj from the API server until check, looking at it, returns nil.
+func waitFor(t *testing.T, obj client.Object, timeout time.Duration, check func() error) time.Duration {
+	t.Helper()
+	return eventually(t, timeout, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		if err := check(); err != nil {
+			return fmt.Errorf("%T %s: %w", obj, obj.GetName(), err)
+		}
+		return nil
+	})
+}
+
+// createdLater waits until an object created now is younger than obj: creationTimestamp has a
+// resolution of one second.
+func createdLater(t *testing.T, obj client.Object) {
+	t.Helper()
+	eventually(t, 2*time.Second, func() error {
+		if age := time.Since(obj.GetCreationTimestamp().Time); age < time.Second {
+			return fmt.Errorf("%s was created %s ago, in this second", obj.GetName(), age)
+		}
+		return nil
+	})
 }
 
 // accepted waits until the policy's Accepted condition has the status and reason, at its generation.
 func accepted(t *testing.T, p v1alpha1.Policy, status metav1.ConditionStatus, reason string) *metav1.Condition {
 	t.Helper()
 	var got *metav1.Condition
-	waitFor(t, p, settle, func() (bool, string) {
+	waitFor(t, p, settle, func() error {
 		st := p.GetPolicyStatus()
 		got = meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAccepted)
-		if got == nil {
-			return false, "no Accepted condition"
+		switch {
+		case got == nil:
+			return errors.New("no Accepted condition")
+		case got.Status != status || got.Reason != reason || got.ObservedGeneration != p.GetGeneration() ||
+			st.ObservedGeneration != p.GetGeneration():
+			return fmt.Errorf("Accepted %s/%s at generation %d (status at %d, object at %d), want %s/%s at %d: %s", got.Status, got.Reason,
+				got.ObservedGeneration, st.ObservedGeneration, p.GetGeneration(), status, reason, p.GetGeneration(), got.Message)
 		}
-		return got.Status == status && got.Reason == reason && got.ObservedGeneration == p.GetGeneration() &&
-				st.ObservedGeneration == p.GetGeneration(),
-			fmt.Sprintf("%s/%s gen %d (object gen %d): %s", got.Status, got.Reason, got.ObservedGeneration, p.GetGeneration(), got.Message)
+		return nil
 	})
 	return got
 }

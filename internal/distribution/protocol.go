@@ -13,15 +13,18 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-// Package distribution carries snapshots from the manager to every gateway replica and carries
-// acknowledgements and live breaker state back, over one authenticated, long-lived HTTP/2 stream per
-// gateway replica.
+// Package distribution is the protocol between the manager and every gateway replica: snapshots flow
+// from the manager to the gateways, acknowledgements and live breaker state flow back, over one
+// authenticated, long-lived HTTP/2 stream per gateway replica. It holds only the frames and the
+// constants both sides share; the manager's side is package server (TokenReview, the CA, the shared
+// gateway states), the gateway's side package client, so a gateway links no Kubernetes client.
 //
 // The gateway opens POST /v1/stream over TLS with its ServiceAccount token as a bearer token. The
 // response body is a stream of newline-delimited JSON frames from the manager (the current snapshot at
-// once, then each new version, whole or, to gateways that ask with DeltaHeader, as a delta); the request body is a stream of frames from the gateway (an ack of each
-// version it applied, and breaker transitions). The manager checks the token with TokenReview against
-// the gateway's own ServiceAccount; an unauthenticated client gets 401 and nothing else.
+// once, then each new version, whole or, to gateways that ask with DeltaHeader, as a delta); the
+// request body is a stream of frames from the gateway (an ack of each version it applied, and breaker
+// transitions). The manager checks the token with TokenReview against the gateway's own
+// ServiceAccount; an unauthenticated client gets 401 and nothing else.
 package distribution
 
 import (
@@ -83,17 +86,19 @@ type Ack struct {
 
 // BreakerChange is one breaker transition on a gateway replica.
 type BreakerChange struct {
-	Kind      string    `json:"kind,omitempty"` // always CircuitBreaker
-	Namespace string    `json:"namespace"`
-	Name      string    `json:"name"`
-	UID       string    `json:"uid,omitempty"`
-	Service   string    `json:"service"`
-	Port      int32     `json:"port"`
-	Endpoint  string    `json:"endpoint,omitempty"` // "" for scope Service
-	From      string    `json:"from"`
-	To        string    `json:"to"`
-	Cause     string    `json:"cause,omitempty"`
-	At        time.Time `json:"at"`
+	Kind      string `json:"kind,omitempty"` // always CircuitBreaker
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+	Service   string `json:"service"`
+	Port      int32  `json:"port"`
+	Endpoint  string `json:"endpoint,omitempty"` // "" for scope Service
+	// From and To are the breaker's states, as v1alpha1.CircuitState spells them (Closed, Open,
+	// HalfOpen); plain strings so that the gateway need not link the API types.
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Cause string    `json:"cause,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Resync is the full set of a replica's breakers that are not closed.

@@ -66,6 +66,7 @@ import (
 
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/distribution"
+	"resilience.dev/operator/internal/distribution/server"
 )
 
 const (
@@ -437,9 +438,9 @@ func TestGatewayCredentials(t *testing.T) {
 	if ca.ConfigMap == nil || ca.ConfigMap.Name != "resilience-distribution-ca" {
 		t.Errorf("/etc/resilience/ca is not the ConfigMap resilience-distribution-ca: %+v", ca.VolumeSource)
 	} else if !slices.ContainsFunc(ca.ConfigMap.Items, func(k corev1.KeyToPath) bool {
-		return k.Key == distribution.CACertKey && k.Path == "ca.crt"
+		return k.Key == server.CACertKey && k.Path == "ca.crt"
 	}) {
-		t.Errorf("the CA ConfigMap volume does not project %s to ca.crt: %+v", distribution.CACertKey, ca.ConfigMap.Items)
+		t.Errorf("the CA ConfigMap volume does not project %s to ca.crt: %+v", server.CACertKey, ca.ConfigMap.Items)
 	}
 
 	tok := mountedVolume(t, spec, c, "/var/run/secrets/resilience")

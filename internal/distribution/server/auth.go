@@ -14,15 +14,27 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package distribution
+package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"resilience.dev/operator/internal/distribution"
 )
+
+// Authenticator decides whether a bearer token belongs to a gateway, and names the replica.
+type Authenticator interface {
+	// Authenticate returns the replica's name, or an error when the token is not a gateway's.
+	Authenticate(ctx context.Context, token, claimedReplica string) (replica string, err error)
+}
+
+// ErrUnauthenticated is returned by authenticators for tokens that are not a gateway's.
+var ErrUnauthenticated = errors.New("not a gateway's token")
 
 // podNameExtra is where TokenReview reports the pod a projected token is bound to.
 const podNameExtra = "authentication.kubernetes.io/pod-name"
@@ -39,7 +51,7 @@ type TokenReviewAuthenticator struct {
 // Authenticate implements Authenticator. The replica is the pod the token is bound to when the token
 // says so; otherwise the name the gateway claims (it is still one of the gateway's own tokens).
 func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token, claimed string) (string, error) {
-	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{Audience}}}
+	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{distribution.Audience}}}
 	if err := a.Client.Create(ctx, tr); err != nil {
 		return "", fmt.Errorf("token review: %w", err)
 	}

@@ -16,9 +16,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package trace
 
 import "time"
 
 // threadCPU is the CPU time of the calling thread: unknown (0) outside Linux.
-func threadCPU(bool) time.Duration { return 0 }
+func threadCPU() time.Duration { return 0 }

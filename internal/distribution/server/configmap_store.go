@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package distribution
+package server
 
 import (
 	"context"
@@ -24,7 +24,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,76 +31,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/snapshot"
 )
-
-// GatewayState is what one gateway replica runs, as every manager replica sees it: the generation of
-// each policy in the snapshot it last applied, and its breakers that are not closed. The manager
-// serving the gateway writes it; the leader reads every replica's, so Programmed and breaker status
-// count all gateways whichever manager replica they are connected to.
-type GatewayState struct {
-	Replica   string
-	Manager   string
-	Policies  map[snapshot.PolicyKey]int64 // policy -> generation
-	Breakers  map[string]string            // breaker key -> Open | HalfOpen
-	Heartbeat time.Time
-}
-
-// StateStore keeps the gateways' states where every manager replica can read them.
-type StateStore interface {
-	Put(ctx context.Context, s GatewayState) error
-	// Delete removes a replica's state if manager still owns it (a reconnect elsewhere took it over).
-	Delete(ctx context.Context, replica, manager string) error
-	List(ctx context.Context) ([]GatewayState, error)
-}
-
-// MemoryStore is a StateStore for a single manager process (tests, and a manager without a cluster).
-type MemoryStore struct {
-	mu sync.Mutex
-	m  map[string]GatewayState
-	// OnChange is called after every change.
-	OnChange func()
-}
-
-// Put implements StateStore.
-func (m *MemoryStore) Put(_ context.Context, s GatewayState) error {
-	m.mu.Lock()
-	if m.m == nil {
-		m.m = map[string]GatewayState{}
-	}
-	m.m[s.Replica] = s
-	m.mu.Unlock()
-	m.changed()
-	return nil
-}
-
-// Delete implements StateStore.
-func (m *MemoryStore) Delete(_ context.Context, replica, manager string) error {
-	m.mu.Lock()
-	if s, ok := m.m[replica]; ok && s.Manager == manager {
-		delete(m.m, replica)
-	}
-	m.mu.Unlock()
-	m.changed()
-	return nil
-}
-
-// List implements StateStore.
-func (m *MemoryStore) List(context.Context) ([]GatewayState, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]GatewayState, 0, len(m.m))
-	for _, s := range m.m {
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func (m *MemoryStore) changed() {
-	if m.OnChange != nil {
-		m.OnChange()
-	}
-}
 
 // Labels and keys of the ConfigMaps that hold gateway states.
 const (
@@ -138,7 +70,7 @@ func (s *ConfigMapStore) Put(ctx context.Context, st GatewayState) error {
 			Annotations: map[string]string{heartbeatAnnot: st.Heartbeat.UTC().Format(time.RFC3339Nano)}},
 		Data: map[string]string{keyReplica: st.Replica, keyManager: st.Manager,
 			keyPolicies: encodeLines(policyLines(st.Policies), func(g int64) string { return strconv.FormatInt(g, 10) }),
-			keyBreakers: encodeLines(st.Breakers, func(s string) string { return s })},
+			keyBreakers: encodeLines(breakerLines(st.Breakers), func(s v1alpha1.CircuitState) string { return string(s) })},
 	}
 	if err := s.Client.Patch(ctx, cm, client.Apply, client.FieldOwner(stateFieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("write gateway state %s: %w", st.Replica, err)
@@ -178,7 +110,9 @@ func (s *ConfigMapStore) List(ctx context.Context) ([]GatewayState, error) {
 				g, err := strconv.ParseInt(v, 10, 64)
 				return g, err == nil
 			})),
-			Breakers: decodeLines(cm.Data[keyBreakers], func(v string) (string, bool) { return v, v != "" }),
+			Breakers: breakersOf(decodeLines(cm.Data[keyBreakers], func(v string) (v1alpha1.CircuitState, bool) {
+				return v1alpha1.CircuitState(v), v != ""
+			})),
 		})
 	}
 	return out, nil
@@ -231,6 +165,26 @@ func policiesOf(m map[string]int64) map[snapshot.PolicyKey]int64 {
 	for text, g := range m {
 		if k, err := snapshot.ParsePolicyKey(text); err == nil {
 			out[k] = g
+		}
+	}
+	return out
+}
+
+// breakerLines keys the breaker states by the breakers' text, as encodeLines writes them.
+func breakerLines(m map[BreakerKey]v1alpha1.CircuitState) map[string]v1alpha1.CircuitState {
+	out := make(map[string]v1alpha1.CircuitState, len(m))
+	for k, st := range m {
+		out[k.String()] = st
+	}
+	return out
+}
+
+// breakersOf reads what breakerLines wrote, leaving out lines that are not a breaker key.
+func breakersOf(m map[string]v1alpha1.CircuitState) map[BreakerKey]v1alpha1.CircuitState {
+	out := make(map[BreakerKey]v1alpha1.CircuitState, len(m))
+	for text, st := range m {
+		if k, err := ParseBreakerKey(text); err == nil {
+			out[k] = st
 		}
 	}
 	return out

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package trace
 
 import (
 	"syscall"
@@ -24,11 +24,8 @@ import (
 // rusageThread is RUSAGE_THREAD.
 const rusageThread = 1
 
-// threadCPU is the CPU time of the calling thread, or 0 when not tracing or unknown.
-func threadCPU(trace bool) time.Duration {
-	if !trace {
-		return 0
-	}
+// threadCPU is the CPU time of the calling thread, or 0 when unknown.
+func threadCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
 		return 0

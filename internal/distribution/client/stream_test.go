@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package distribution
+package client
 
 import (
 	"bytes"
@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +32,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"resilience.dev/operator/internal/distribution"
+	"resilience.dev/operator/internal/distribution/server"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -41,7 +42,7 @@ type tokenAuth struct{ token string }
 
 func (a tokenAuth) Authenticate(_ context.Context, token, claimed string) (string, error) {
 	if token != a.token {
-		return "", ErrUnauthenticated
+		return "", server.ErrUnauthenticated
 	}
 	return claimed, nil
 }
@@ -53,10 +54,7 @@ type recorder struct {
 	refuse   bool
 }
 
-func (r *recorder) apply(version uint64, data []byte) error {
-	if _, err := snapshot.Decode(data); err != nil {
-		return err
-	}
+func (r *recorder) apply(version uint64, _ *snapshot.Encoded) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.refuse {
@@ -75,10 +73,15 @@ func (r *recorder) last() uint64 {
 	return r.versions[len(r.versions)-1]
 }
 
-// newServer returns a server sharing gateway states through a MemoryStore, with its state writer running.
-func newServer(t *testing.T, manager string, store *MemoryStore) *Server {
+// newServer returns a server sharing gateway states through a MemoryStore, with its state writer
+// running; it logs to log when given one.
+func newServer(t *testing.T, manager string, store *server.MemoryStore, log ...logr.Logger) *server.Server {
 	t.Helper()
-	srv := NewServer(tokenAuth{"good"}, store, manager, logr.Discard())
+	l := logr.Discard()
+	if len(log) > 0 {
+		l = log[0]
+	}
+	srv := server.NewServer(tokenAuth{"good"}, store, manager, l)
 	prev := store.OnChange
 	store.OnChange = func() {
 		if prev != nil {
@@ -92,9 +95,9 @@ func newServer(t *testing.T, manager string, store *MemoryStore) *Server {
 	return srv
 }
 
-func startServer(t *testing.T, srv *Server) (string, *tls.Config) {
+func startServer(t *testing.T, srv *server.Server) (string, *tls.Config) {
 	t.Helper()
-	ca, err := NewCA(time.Now())
+	ca, err := server.NewCA(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +129,32 @@ func snapshotWith(gen int64, endpoints ...int) *snapshot.Snapshot {
 }
 
 // publish publishes and fails the test unless a new version went out.
-func publish(t *testing.T, srv *Server, snap *snapshot.Snapshot) uint64 {
+func publish(t *testing.T, srv *server.Server, snap *snapshot.Snapshot) uint64 {
 	t.Helper()
-	v, changed, err := srv.Publish(snap)
+	e, err := snapshot.Encode(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, changed, err := srv.Publish(e)
 	if err != nil || !changed {
 		t.Fatalf("publish: version %d changed %v: %v", v, changed, err)
 	}
 	return v
+}
+
+// refused reports whether the manager logged that replica refused a snapshot (version 0: any) with
+// an error containing text: the manager's record of the refusal the gateway acked.
+func refused(manager *logs, replica string, version uint64, text string) bool {
+	manager.mu.Lock()
+	defer manager.mu.Unlock()
+	for _, e := range manager.entries {
+		msg, _ := e.kv["error"].(string)
+		if e.msg == "gateway refused a snapshot" && e.kv["replica"] == replica && strings.Contains(msg, text) &&
+			(version == 0 || e.kv["version"] == version) {
+			return true
+		}
+	}
+	return false
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -147,7 +169,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
-	srv := newServer(t, "m0", &MemoryStore{})
+	srv := newServer(t, "m0", &server.MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	if ok, reason, _ := srv.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 1); ok || reason != "NoGateways" {
 		t.Fatalf("before any gateway: %v %s, want NoGateways", ok, reason)
@@ -195,12 +217,12 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 	}
 
 	// Breaker state flows back and aggregates.
-	client.Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Closed", To: "Open"})
+	client.Send(distribution.BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Closed", To: "Open"})
 	eventually(t, "breaker open in status", func() bool {
 		st, replicas, _ := srv.BreakerStatus("shop", "payments")
 		return st == "Open" && replicas == 1
 	})
-	client.Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Open", To: "HalfOpen"})
+	client.Send(distribution.BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, From: "Open", To: "HalfOpen"})
 	eventually(t, "breaker half-open", func() bool {
 		st, replicas, _ := srv.BreakerStatus("shop", "payments")
 		return st == "HalfOpen" && replicas == 0
@@ -218,7 +240,7 @@ func TestStreamDeliversAcksAndProgrammed(t *testing.T) {
 }
 
 func TestUnauthenticatedGetsNothing(t *testing.T) {
-	srv := newServer(t, "m0", &MemoryStore{})
+	srv := newServer(t, "m0", &server.MemoryStore{})
 	url, tlsCfg := startServer(t, srv)
 	publish(t, srv, snapshotWith(1))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
@@ -233,7 +255,7 @@ func TestUnauthenticatedGetsNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, url+StreamPath, strings.NewReader(""))
+			req, _ := http.NewRequest(http.MethodPost, url+distribution.StreamPath, strings.NewReader(""))
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
 			}
@@ -257,7 +279,8 @@ func TestUnauthenticatedGetsNothing(t *testing.T) {
 }
 
 func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
-	srv := newServer(t, "m0", &MemoryStore{})
+	var manager logs
+	srv := newServer(t, "m0", &server.MemoryStore{}, manager.logger())
 	url, tlsCfg := startServer(t, srv)
 	bad := &snapshot.Snapshot{Services: []snapshot.Service{{Namespace: "a", Name: "b"}}, Policies: []snapshot.PolicyRef{}} // no ports: invalid
 	publish(t, srv, bad)
@@ -267,32 +290,20 @@ func TestRefusedSnapshotIsReportedInTheAck(t *testing.T) {
 	client := &Client{URL: url, TLS: tlsCfg, Replica: "gw-1", Token: func() (string, error) { return "good", nil },
 		Apply: rec.apply, Log: logr.Discard()}
 	go func() { _ = client.Run(ctx) }()
-	eventually(t, "the refusal acked", func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		c := srv.conns["gw-1"]
-		return c != nil && strings.Contains(c.ackErr, "no ports")
-	})
+	eventually(t, "the refusal acked", func() bool { return refused(&manager, "gw-1", 0, "no ports") })
 	if rec.last() != 0 {
 		t.Errorf("an invalid snapshot reached the gateway")
-	}
-}
-
-func TestFramesAreJSONLines(t *testing.T) {
-	f, err := json.Marshal(GatewayFrame{Ack: &Ack{Version: 7}})
-	if err != nil || string(f) != `{"ack":{"version":7}}` {
-		t.Fatalf("ack frame %s %v", f, err)
 	}
 }
 
 // TestTwoManagerReplicasShareGatewayStates connects one gateway to each of two manager replicas that
 // share a store: either replica (the leader, say) counts both gateways and sees both breakers.
 func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
-	store := &MemoryStore{}
+	store := &server.MemoryStore{}
 	leader, follower := newServer(t, "manager-0", store), newServer(t, "manager-1", store)
 	urlL, tlsL := startServer(t, leader)
 	urlF, tlsF := startServer(t, follower)
-	for _, s := range []*Server{leader, follower} {
+	for _, s := range []*server.Server{leader, follower} {
 		publish(t, s, snapshotWith(1))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -315,7 +326,7 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 	if n := leader.Replicas(); n != 2 {
 		t.Errorf("leader counts %d replicas for Split, want 2", n)
 	}
-	clients["gw-b"].Send(BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80,
+	clients["gw-b"].Send(distribution.BreakerChange{Namespace: "shop", Name: "payments", Service: "payments", Port: 80,
 		Endpoint: "10.0.0.1:8080", From: "Closed", To: "Open"})
 	eventually(t, "the follower's gateway breaker seen by the leader", func() bool {
 		st, _, endpoints := leader.BreakerStatus("shop", "payments")
@@ -327,62 +338,6 @@ func TestTwoManagerReplicasShareGatewayStates(t *testing.T) {
 		ok, reason, msg := leader.Programmed(snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}, 2)
 		return !ok && reason == "Pending" && msg == "1/2 gateway replicas; waiting for gw-b"
 	})
-}
-
-func TestChangedKeys(t *testing.T) {
-	base := func() map[string]GatewayState {
-		return map[string]GatewayState{
-			"gw-0": {Replica: "gw-0", Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}: 1, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}: 2}, Breakers: map[string]string{}},
-			"gw-1": {Replica: "gw-1", Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}: 1, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}: 2}, Breakers: map[string]string{}},
-		}
-	}
-	cases := []struct {
-		desc   string
-		mutate func(map[string]GatewayState)
-		want   []snapshot.PolicyKey
-	}{
-		{desc: "a heartbeat only", mutate: func(m map[string]GatewayState) {
-			st := m["gw-0"]
-			st.Heartbeat = time.Now()
-			m["gw-0"] = st
-		}, want: []snapshot.PolicyKey{}},
-		{desc: "one replica applied a new generation", mutate: func(m map[string]GatewayState) {
-			m["gw-1"].Policies[snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}] = 2
-		},
-			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "a", Name: "x"}}},
-		{desc: "a policy left the snapshot", mutate: func(m map[string]GatewayState) {
-			delete(m["gw-0"].Policies, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"})
-		},
-			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "a", Name: "y"}}},
-		{desc: "a breaker opened", mutate: func(m map[string]GatewayState) { m["gw-0"].Breakers["a/pay|pay:80|"] = "Open" },
-			want: []snapshot.PolicyKey{snapshot.PolicyKey{Kind: "CircuitBreaker", Namespace: "a", Name: "pay"}}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.desc, func(t *testing.T) {
-			cur := base()
-			tc.mutate(cur)
-			got := changedKeys(base(), cur)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("changed %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-// TestUnchangedContentIsNotPublished: the builder recompiles on every relevant event; a snapshot whose
-// content did not change must not reach the gateways as a new version.
-func TestUnchangedContentIsNotPublished(t *testing.T) {
-	srv := newServer(t, "m0", &MemoryStore{})
-	v1 := publish(t, srv, snapshotWith(1, 2))
-	again := snapshotWith(1, 2)
-	again.Version = 99 // a version in the input is not content
-	v, changed, err := srv.Publish(again)
-	if err != nil || changed || v != v1 {
-		t.Fatalf("identical content: version %d changed %v err %v; want %d, unchanged", v, changed, err, v1)
-	}
-	if v2 := publish(t, srv, snapshotWith(1, 3)); v2 <= v1 {
-		t.Fatalf("new content got version %d, not above %d", v2, v1)
-	}
 }
 
 // deltaRecorder is a gateway stand-in that takes deltas: it records each snapshot it is given whole.
@@ -425,7 +380,8 @@ func (r *deltaRecorder) body(version uint64) []byte {
 // holds exactly what the manager published; one that lost the base of a delta asks for the whole
 // snapshot and gets it; a refused version is acked as refused, and the next delta builds on it.
 func TestDeltas(t *testing.T) {
-	srv := newServer(t, "m0", &MemoryStore{})
+	var manager, gateway logs
+	srv := newServer(t, "m0", &server.MemoryStore{}, manager.logger())
 	url, tlsCfg := startServer(t, srv)
 	twoServices := func(gen int64, eps int) *snapshot.Snapshot {
 		s := snapshotWith(gen, eps)
@@ -446,7 +402,7 @@ func TestDeltas(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := &Client{URL: url, TLS: tlsCfg, Replica: "gw-0", Token: func() (string, error) { return "good", nil },
-		ApplySnapshot: rec.apply, Log: logr.Discard()}
+		Apply: rec.apply, Log: gateway.logger()}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = client.Run(ctx) }()
 	eventually(t, "the whole snapshot at connect", func() bool { return rec.body(v1) != nil })
@@ -456,14 +412,11 @@ func TestDeltas(t *testing.T) {
 
 	for i, s := range []*snapshot.Snapshot{twoServices(1, 2), twoServices(2, 2), snapshotWith(2, 2), twoServices(3, 1)} {
 		v := publish(t, srv, s)
-		srv.mu.Lock()
-		isDelta := srv.current.delta != nil && srv.current.full == nil
-		srv.mu.Unlock()
 		eventually(t, fmt.Sprintf("version %d", i), func() bool { return rec.body(v) != nil })
 		if !bytes.Equal(rec.body(v), want(s)) {
 			t.Fatalf("change %d: the gateway holds %s, want %s", i, rec.body(v), want(s))
 		}
-		if !isDelta {
+		if !gateway.has("received snapshot", "version", v, "delta", true) {
 			t.Fatalf("change %d went whole, not as a delta", i)
 		}
 	}
@@ -473,12 +426,7 @@ func TestDeltas(t *testing.T) {
 	rec.refuse = true
 	rec.mu.Unlock()
 	vr := publish(t, srv, twoServices(4, 1))
-	eventually(t, "the refusal acked", func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		c := srv.conns["gw-0"]
-		return c != nil && c.acked == vr && strings.Contains(c.ackErr, "refused for the test")
-	})
+	eventually(t, "the refusal acked", func() bool { return refused(&manager, "gw-0", vr, "refused for the test") })
 	rec.mu.Lock()
 	rec.refuse = false
 	rec.mu.Unlock()
@@ -496,10 +444,7 @@ func TestDeltas(t *testing.T) {
 	s6 := twoServices(5, 3)
 	v6 := publish(t, srv, s6)
 	eventually(t, "the whole snapshot after a lost base", func() bool { return bytes.Equal(rec.body(v6), want(s6)) })
-	srv.mu.Lock()
-	full := srv.current.full != nil
-	srv.mu.Unlock()
-	if !full {
+	if !gateway.has("received snapshot", "version", v6, "delta", false) {
 		t.Fatal("the version after a lost base was not sent whole")
 	}
 	eventually(t, "Programmed for generation 5", func() bool {

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package distribution
+package server
 
 import (
 	"context"
@@ -35,7 +35,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/controlplane"
+	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -142,8 +144,8 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 		want    string
 		refused bool
 	}{
-		{desc: "the gateway's token for the gateway audience", token: token("resilience-gateway", Audience), claimed: "gw-0", want: "gw-0"},
-		{desc: "another ServiceAccount's token", token: token("intruder", Audience), refused: true},
+		{desc: "the gateway's token for the gateway audience", token: token("resilience-gateway", distribution.Audience), claimed: "gw-0", want: "gw-0"},
+		{desc: "another ServiceAccount's token", token: token("intruder", distribution.Audience), refused: true},
 		{desc: "the gateway's token for another audience", token: token("resilience-gateway", "https://kubernetes.default.svc"), refused: true},
 		{desc: "garbage", token: "not-a-token", refused: true},
 	}
@@ -169,7 +171,7 @@ func TestConfigMapStore(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	st := GatewayState{Replica: "gw-0 (any name)", Manager: "m0", Heartbeat: now,
 		Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}: 3, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "shop", Name: "catalog"}: 1},
-		Breakers: map[string]string{"shop/payments|payments:80|[fd00::1]:8080": "Open"}}
+		Breakers: map[BreakerKey]v1alpha1.CircuitState{{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, Endpoint: "[fd00::1]:8080"}: v1alpha1.CircuitOpen}}
 	if err := store.Put(ctx, st); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,11 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package distribution
+// Package client is the gateway's side of the snapshot stream: it keeps one stream open to the
+// manager, decodes and validates each snapshot (whole, or a delta against the one before), hands it
+// to the gateway, acknowledges the outcome, and reports breaker transitions. It links no Kubernetes
+// client: the manager checks the gateway's token, the gateway only presents it.
+package client
 
 import (
 	"bufio"
@@ -35,14 +39,16 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/net/http2"
 
-	"resilience.dev/operator/internal/snapshot"
-
+	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/patterns/backoff"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // Client is the gateway's side of the stream. It keeps one stream open to the manager, hands every
 // snapshot to Apply, acknowledges what Apply says, and sends breaker transitions. It reconnects with
-// jittered exponential backoff, so a fleet of gateways does not stampede a restarted manager.
+// jittered exponential backoff, so a fleet of gateways does not stampede a restarted manager. It asks
+// for deltas: after the first snapshot the manager sends only what changed, the client applies it to
+// the snapshot it was sent last, and decodes and validates again only the Services that changed.
 type Client struct {
 	// URL of the manager's stream server, e.g. https://resilience-manager.resilience-system.svc:9443.
 	URL string
@@ -52,23 +58,18 @@ type Client struct {
 	Token func() (string, error)
 	// Replica names this gateway replica (its pod name).
 	Replica string
-	// Apply decodes, validates and enforces a snapshot as the given version, or returns an error (the
-	// gateway then keeps its last good snapshot and the error is reported in the ack). Used when
-	// ApplySnapshot is nil: every version then comes whole.
-	Apply func(version uint64, snapshot []byte) error
-	// ApplySnapshot, when set, enforces a snapshot the client decoded and validated (snapshot.Decoder),
-	// with the encoding of each Service, or returns an error as Apply does. With it the client asks
-	// for deltas: after the first snapshot the manager sends only what changed, the client applies it
-	// to the snapshot it was sent last, and decodes and validates again only the Services that changed.
-	ApplySnapshot func(version uint64, snap *snapshot.Encoded) error
+	// Apply enforces a snapshot the client decoded and validated (snapshot.Decoder), with the encoding
+	// of each Service, as the given version; or returns an error (the gateway then keeps its last good
+	// snapshot and the error is reported in the ack).
+	Apply func(version uint64, snap *snapshot.Encoded) error
 	// Resync lists the breakers that are not closed, sent after each connect.
-	Resync func() []BreakerChange
+	Resync func() []distribution.BreakerChange
 	Log    logr.Logger
 
 	once      sync.Once
-	decoder   snapshot.Decoder // the snapshot last sent (ApplySnapshot); used by one stream at a time
+	decoder   snapshot.Decoder // the snapshot last sent; used by one stream at a time
 	held      uint64           // its version
-	outbox    chan BreakerChange
+	outbox    chan distribution.BreakerChange
 	dropped   atomic.Int64
 	connected atomic.Bool
 }
@@ -86,7 +87,7 @@ func TokenFile(path string) func() (string, error) {
 
 // Send queues a breaker transition for the manager without blocking the data plane. When the queue is
 // full the change is dropped and counted; the resync after the next connect corrects the manager.
-func (c *Client) Send(change BreakerChange) {
+func (c *Client) Send(change distribution.BreakerChange) {
 	select {
 	case c.box() <- change:
 	default:
@@ -94,8 +95,8 @@ func (c *Client) Send(change BreakerChange) {
 	}
 }
 
-func (c *Client) box() chan BreakerChange {
-	c.once.Do(func() { c.outbox = make(chan BreakerChange, 4096) })
+func (c *Client) box() chan distribution.BreakerChange {
+	c.once.Do(func() { c.outbox = make(chan distribution.BreakerChange, 4096) })
 	return c.outbox
 }
 
@@ -151,18 +152,16 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 	// the pipe as soon as the context ends.
 	stopClose := context.AfterFunc(ctx, func() { _ = pw.CloseWithError(context.Canceled) })
 	defer stopClose()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.URL, "/")+StreamPath, pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.URL, "/")+distribution.StreamPath, pr)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(ReplicaHeader, c.Replica)
+	req.Header.Set(distribution.ReplicaHeader, c.Replica)
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	if c.ApplySnapshot != nil {
-		req.Header.Set(DeltaHeader, DeltaVersion)
-	}
+	req.Header.Set(distribution.DeltaHeader, distribution.DeltaVersion)
 
-	frames := make(chan GatewayFrame, 16)
+	frames := make(chan distribution.GatewayFrame, 16)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -182,14 +181,14 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 	c.connected.Store(true)
 	c.Log.Info("connected to the manager", "url", c.URL)
 	if c.Resync != nil {
-		frames <- GatewayFrame{Resync: &Resync{Open: c.Resync()}}
+		frames <- distribution.GatewayFrame{Resync: &distribution.Resync{Open: c.Resync()}}
 	}
 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20) // snapshots of many policies are large
 	for sc.Scan() {
 		received := time.Now()
-		var f ServerFrame
+		var f distribution.ServerFrame
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			return fmt.Errorf("decode frame: %w", err)
 		}
@@ -198,7 +197,7 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 		}
 		ack := c.handle(&f, received)
 		select {
-		case frames <- GatewayFrame{Ack: ack}:
+		case frames <- distribution.GatewayFrame{Ack: ack}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -210,76 +209,61 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 }
 
 // handle applies one snapshot or delta frame and returns the ack.
-func (c *Client) handle(f *ServerFrame, received time.Time) *Ack {
-	ack := &Ack{Version: f.Version}
+func (c *Client) handle(f *distribution.ServerFrame, received time.Time) *distribution.Ack {
+	ack := &distribution.Ack{Version: f.Version}
+	var e *snapshot.Encoded
 	var err error
-	var decoded time.Time
-	defer func() {
-		if decoded.IsZero() {
-			return
-		}
-		// The version is the manager's wall-clock milliseconds at publishing: "sincePublish" is the
-		// time on the wire and in the read path, when both run on one clock.
-		c.Log.Info("received snapshot", "version", f.Version, "delta", len(f.Delta) > 0, "bytes", len(f.Snapshot)+len(f.Delta),
-			"sincePublish", received.Sub(time.UnixMilli(int64(f.Version))).String(), "decode", decoded.Sub(received).String(),
-			"apply", time.Since(decoded).String())
-	}()
-	switch {
-	case c.ApplySnapshot == nil && len(f.Snapshot) > 0:
-		err = c.Apply(f.Version, f.Snapshot)
-	case c.ApplySnapshot == nil:
-		err = errors.New("a delta, which this gateway did not ask for")
-	case len(f.Snapshot) > 0:
-		var e *snapshot.Encoded
+	if len(f.Snapshot) > 0 {
 		e, err = c.decoder.Decode(f.Snapshot)
-		if c.held = 0; c.decoder.Holds() {
-			c.held = f.Version
-		}
-		decoded = time.Now()
-		if err == nil {
-			e.Version = f.Version
-			err = c.ApplySnapshot(f.Version, e)
-		}
-	default:
-		var e *snapshot.Encoded
-		if !c.decoder.Holds() || c.held != f.Base {
-			c.decoder.Reset()
-			err = snapshot.ErrNoBase
-		} else {
-			e, err = c.decoder.DecodeDelta(f.Delta)
-		}
+	} else {
+		e, err = c.decodeDelta(f)
 		if !c.decoder.Holds() { // the delta did not fit: ask for the whole snapshot
 			c.held = 0
-			ack.NeedFull = true
-			ack.Error = err.Error()
+			ack.NeedFull, ack.Error = true, err.Error()
 			c.Log.Info("cannot apply a delta; asking for the whole snapshot", "version", f.Version, "base", f.Base, "error", err.Error())
 			return ack
 		}
+	}
+	if c.held = 0; c.decoder.Holds() {
 		c.held = f.Version
-		decoded = time.Now()
-		if err == nil {
-			e.Version = f.Version
-			err = c.ApplySnapshot(f.Version, e)
-		}
+	}
+	decoded := time.Now()
+	if err == nil {
+		e.Version = f.Version
+		err = c.Apply(f.Version, e)
 	}
 	if err != nil {
 		ack.Error = err.Error()
 		c.Log.Error(err, "refused a snapshot; keeping the last good one", "version", f.Version)
 	}
+	// The version is the manager's wall-clock milliseconds at publishing: "sincePublish" is the time
+	// on the wire and in the read path, when both run on one clock. bench/control reads these keys.
+	c.Log.Info("received snapshot", "version", f.Version, "delta", len(f.Delta) > 0, "bytes", len(f.Snapshot)+len(f.Delta),
+		"sincePublish", received.Sub(time.UnixMilli(int64(f.Version))).String(), "decode", decoded.Sub(received).String(),
+		"apply", time.Since(decoded).String())
 	return ack
 }
 
+// decodeDelta applies a delta to the snapshot sent last, when that is the delta's base.
+func (c *Client) decodeDelta(f *distribution.ServerFrame) (*snapshot.Encoded, error) {
+	if !c.decoder.Holds() || c.held != f.Base {
+		c.decoder.Reset()
+		return nil, snapshot.ErrNoBase
+	}
+	return c.decoder.DecodeDelta(f.Delta)
+}
+
 // writeFrames sends acks (from frames) and breaker changes (from the outbox) on the request body.
-func (c *Client) writeFrames(ctx context.Context, w io.Writer, frames <-chan GatewayFrame) {
+func (c *Client) writeFrames(ctx context.Context, w io.Writer, frames <-chan distribution.GatewayFrame) {
 	enc := json.NewEncoder(w)
 	for {
-		var f GatewayFrame
+		var f distribution.GatewayFrame
 		select {
 		case <-ctx.Done():
 			return
 		case f = <-frames:
 		case b := <-c.outbox:
-			f = GatewayFrame{Breaker: &b}
+			f = distribution.GatewayFrame{Breaker: &b}
 		}
 		if err := enc.Encode(f); err != nil {
 			return
