@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"resilience.dev/operator/api/v1alpha1"
 )
 
 var openDurationLine = regexp.MustCompile(`(?m)^(\s*openDuration:).*$`)
@@ -147,7 +149,7 @@ func (d *demo) whileOpen(ctx context.Context, st *step, before int64, opened tim
 	st.check(openCount == 20 && after == mid && slowest < 100*time.Millisecond, "fast rejections",
 		"20 more requests: %d got 503 open, the slowest in %s; payments saw %d of them (%d before the breaker opened)",
 		openCount, ms(slowest), after-mid, mid-before)
-	err = d.waitBreakerState(ctx, "Open")
+	err = d.waitBreakerState(ctx, v1alpha1.CircuitOpen)
 	took := time.Since(opened)
 	d.showBreakers(ctx)
 	st.check(err == nil && took <= 2500*time.Millisecond, "status Open",
@@ -170,7 +172,7 @@ func (d *demo) recoverBreaker(ctx context.Context, st *step, addr string, opened
 	st.check(!closedAt.IsZero() && openFor >= cbDemoOpen-100*time.Millisecond && openFor <= cbDemoOpen+time.Second,
 		"closes after openDuration", "the probe went through %s after the breaker opened and succeeded (%d %q): closed again (want ~%s)",
 		ms(openFor), probe.code, probe.body, cbDemoOpen)
-	err = d.waitBreakerState(ctx, "Closed")
+	err = d.waitBreakerState(ctx, v1alpha1.CircuitClosed)
 	d.showBreakers(ctx)
 	st.check(err == nil, "status Closed", "status.state Closed %s after the probe", since(closedAt))
 	if out, err := d.kubectl(ctx, "", "get", "events", "-n", "shop", "--sort-by=.metadata.creationTimestamp",
@@ -209,10 +211,10 @@ func (d *demo) awaitProbe(ctx context.Context, opened time.Time) (time.Time, res
 }
 
 // waitBreakerState waits up to 5s for payments' status.state to be want.
-func (d *demo) waitBreakerState(ctx context.Context, want string) error {
+func (d *demo) waitBreakerState(ctx context.Context, want v1alpha1.CircuitState) error {
 	return waitFor(ctx, 5*time.Second, func() bool {
 		state, _ := d.kubectl(ctx, "", "get", "cb", "payments", "-n", "shop", "-o", "jsonpath={.status.state}")
-		return state == want
+		return v1alpha1.CircuitState(state) == want
 	})
 }
 
