@@ -63,6 +63,7 @@ import (
 
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/bench/loadgen"
+	"resilience.dev/operator/cmd/gateway/gctune"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/snapshot"
@@ -144,7 +145,7 @@ func main() {
 	jsonPath := flag.String("json", "bin/bench-gateway.json", "write the results here as JSON")
 	profile := flag.String("profile", "", "write CPU and allocation profiles here: of the proxy process during the last round's closed loop of each gateway configuration, and of the load generator over the whole run")
 	pprofOn := flag.Bool("pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")
-	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
+	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
 	memoryLimit := flag.String("memory-limit", "auto", "the gateway process's -memory-limit, as cmd/gateway's")
 	upstreamClient := flag.String("upstream-client", "", "the gateway's upstream client, as cmd/gateway's --upstream-client (fast or net/http; empty: the gateway's default)")
 	flag.Parse()
@@ -463,11 +464,11 @@ func runServe(which, backendAddr string, pprofOn bool, gcPercent int, memoryLimi
 	var srv *http.Server
 	switch which {
 	case "gateway":
-		lim, err := gateway.ParseMemoryLimit(memoryLimit)
+		lim, err := gctune.ParseMemoryLimit(memoryLimit)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "bench gateway process:", gateway.ApplyGC(gateway.GCSettings{Percent: gcPercent, MemoryLimit: lim}, true, true))
+		fmt.Fprintln(os.Stderr, "bench gateway process:", gctune.Apply(gctune.Settings{Percent: gcPercent, MemoryLimit: lim}, true, true))
 		g, err := newBenchGateway(backendAddr, upstreamClient)
 		if err != nil {
 			return err
