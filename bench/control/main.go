@@ -358,7 +358,11 @@ func measureCompile(n, runs int) (CompileFig, error) {
 	}
 	snap.Version = 1
 	start := time.Now()
-	if err := g.Apply(snap); err != nil {
+	e, err := snapshot.Encode(snap)
+	if err != nil {
+		return CompileFig{}, err
+	}
+	if err := g.Apply(e); err != nil {
 		return CompileFig{}, err
 	}
 	apply := time.Since(start)
@@ -402,10 +406,14 @@ func measureMemory(n, keys int) (*MemFig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.Apply(snap); err != nil {
+	e, err := snapshot.Encode(snap)
+	if err != nil {
 		return nil, err
 	}
-	in, snap = compile.Input{}, nil
+	if err := g.Apply(e); err != nil {
+		return nil, err
+	}
+	in, snap, e = compile.Input{}, nil, nil
 	m := &MemFig{Policies: n, Keys: keys}
 	heap, rss, _ := memNow()
 	m.HeapAppliedMiB, m.RSSAppliedMiB = mib(heap), mib(rss)

@@ -526,7 +526,11 @@ func newBenchGateway(backendAddr, upstreamClient string) (*gateway.Gateway, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := g.Apply(snap); err != nil {
+	e, err := snapshot.Encode(snap)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Apply(e); err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -121,7 +121,7 @@ func run(c config, log *slog.Logger) error {
 	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
 	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
 	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
-	client.ApplySnapshot = func(_ uint64, snap *snapshot.Encoded) error { return gw.ApplyEncoded(snap) }
+	client.ApplySnapshot = func(_ uint64, snap *snapshot.Encoded) error { return gw.Apply(snap) }
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()
 		out := make([]distribution.BreakerChange, len(states))

@@ -273,28 +273,14 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 	}
 }
 
-// Apply puts snapshot s in force. It validates s (compile's Validate) and builds a new routing table,
-// keeping the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged and
-// dropping the state of those that no longer appear, then swaps the table in atomically. On error
-// the table in force stays. A snapshot equal to the one in force but for its version only records
-// the version. s is not retained.
-func (g *Gateway) Apply(s *snapshot.Snapshot) error {
-	if s == nil {
-		g.m.applyErrors.Inc()
-		return errors.New("gateway: apply snapshot: snapshot is nil")
-	}
-	e, err := snapshot.Encode(s)
-	if err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
-	}
-	return g.ApplyEncoded(e)
-}
-
-// ApplyEncoded is Apply for a snapshot with the encoding of each Service (snapshot.Decoder gives them).
-// The Service routes of the table in force whose encoding is unchanged are kept as they are, with
-// their state; only the other Services are validated and built. e is retained (read-only).
-func (g *Gateway) ApplyEncoded(e *snapshot.Encoded) error {
+// Apply puts snapshot e in force, with the encoding of each Service (snapshot.Decoder or
+// snapshot.Encode gives them). It validates the Services whose encoding differs from the table in
+// force and builds a new routing table, keeping the Service routes whose encoding is unchanged as
+// they are and the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged,
+// dropping the state of those that no longer appear, then swaps the table in atomically. On error the
+// table in force stays. A snapshot equal to the one in force but for its version only records the
+// version. e is retained (read-only).
+func (g *Gateway) Apply(e *snapshot.Encoded) error {
 	if e == nil || e.Snapshot == nil || len(e.Encodings) != len(e.Services) {
 		g.m.applyErrors.Inc()
 		return errors.New("gateway: apply snapshot: snapshot is nil or its encodings do not match it")

@@ -36,3 +36,21 @@ func TestPercentFor(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{"off": 0, "0": 0, "512MiB": 512 << 20, "2GiB": 2 << 30, "1024": 1024,
+		"64Mi": 64 << 20, "10KB": 10 << 10, "7B": 7} {
+		got, err := ParseMemoryLimit(in)
+		if err != nil || got != want {
+			t.Errorf("ParseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "lots", "5XB", "1e9"} {
+		if _, err := ParseMemoryLimit(in); err == nil {
+			t.Errorf("ParseMemoryLimit(%q): no error", in)
+		}
+	}
+	if _, err := ParseMemoryLimit("auto"); err != nil {
+		t.Errorf("auto: %v", err)
+	}
+}
