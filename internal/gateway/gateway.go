@@ -36,12 +36,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,66 +270,6 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 	}
 }
 
-// Apply puts snapshot e in force, with the encoding of each Service (snapshot.Decoder or
-// snapshot.Encode gives them). It validates the Services whose encoding differs from the table in
-// force and builds a new routing table, keeping the Service routes whose encoding is unchanged as
-// they are and the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged,
-// dropping the state of those that no longer appear, then swaps the table in atomically. On error the
-// table in force stays. A snapshot equal to the one in force but for its version only records the
-// version. e is retained (read-only).
-func (g *Gateway) Apply(e *snapshot.Encoded) error {
-	if e == nil || e.Snapshot == nil || len(e.Encodings) != len(e.Services) {
-		g.m.applyErrors.Inc()
-		return errors.New("gateway: apply snapshot: snapshot is nil or its encodings do not match it")
-	}
-	g.applyMu.Lock()
-	defer g.applyMu.Unlock()
-	old := g.table.Load()
-	unchanged := func(i int) bool {
-		if old == nil {
-			return false
-		}
-		o := old.services[svcKey{e.Services[i].Namespace, e.Services[i].Name}]
-		return o != nil && o.enc == e.Encodings[i]
-	}
-	if err := e.ValidateServices(func(i int) bool { return !unchanged(i) }); err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot: %w", err)
-	}
-	if old != nil && len(old.services) == len(e.Services) && slices.Equal(old.policies, e.Policies) {
-		same := true
-		for i := range e.Services {
-			if !unchanged(i) {
-				same = false
-				break
-			}
-		}
-		if same {
-			g.setVersion(e.Version)
-			return nil
-		}
-	}
-	t, err := g.build(e, old)
-	if err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot version %d: %w", e.Version, err)
-	}
-	t.state.commit()
-	g.table.Store(t)
-	g.setVersion(e.Version)
-	if old != nil {
-		old.state.dropUnused(t.state, g.m)
-	}
-	g.ready.Store(true)
-	g.log.Info("snapshot applied", "version", e.Version, "services", len(e.Services), "policies", len(e.Policies))
-	return nil
-}
-
-func (g *Gateway) setVersion(v uint64) {
-	g.version.Store(v)
-	g.m.version.Set(float64(v))
-}
-
 // Tick makes every breaker in force look at the time (breaker.State), so that an open breaker whose
 // open duration has passed becomes half-open, and reports it, without waiting for traffic. Run
 // calls it every second; callers with their own loop may call it instead.
@@ -383,46 +320,4 @@ func (g *Gateway) BreakerStates() []BreakerEvent {
 		out = append(out, ev)
 	}
 	return out
-}
-
-// errNoConfig answers requests before the first snapshot.
-var errNoConfig = errors.New("the gateway has no configuration yet")
-
-// upstreamTransport is the built-in transport: net/http's Transport, or the lean client over it.
-type upstreamTransport interface {
-	http.RoundTripper
-	CloseIdleConnections()
-}
-
-// newTransport builds the shared transport to the endpoints: keep-alive connections reused across
-// requests, sized for a proxy (many idle connections per endpoint), no proxy from the environment,
-// no transparent compression (the client's Accept-Encoding passes through), and every dial checked
-// by the dial guard on the resolved address. With UpstreamClientFast, the lean client (h1Client)
-// sends what it can and net/http's Transport the rest, both through the same dialer.
-func newTransport(o Options) upstreamTransport {
-	d := &dialer{
-		localDev: o.LocalDev,
-		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
-		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
-	}
-	tr := newNetHTTPTransport(o, d)
-	if o.UpstreamClient == UpstreamClientNetHTTP {
-		return tr
-	}
-	return newH1Client(d.DialContext, tr, o.MaxIdleConnsPerHost)
-}
-
-func newNetHTTPTransport(o Options, d *dialer) *http.Transport {
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           0, // no global cap: MaxIdleConnsPerHost bounds each endpoint
-		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
-		IdleConnTimeout:        90 * time.Second,
-		ExpectContinueTimeout:  1 * time.Second,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
-	}
 }

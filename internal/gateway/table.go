@@ -19,9 +19,7 @@ package gateway
 import (
 	"fmt"
 	"maps"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -325,75 +323,4 @@ func (g *Gateway) build(e *snapshot.Encoded, old *table) (*table, error) {
 	}
 	slices.SortFunc(reg.breakerList, func(a, b *breakerState) int { return strings.Compare(a.key, b.key) })
 	return t, nil
-}
-
-// buildPort assembles the chain of one Service port, in the contract's order.
-func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *registry) (*portRoute, error) {
-	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
-	seen := map[string]bool{}
-	for _, e := range p.Endpoints {
-		if e.HandMade && !g.opts.AllowHandMadeEndpoints {
-			continue
-		}
-		hp := e.HostPort()
-		if seen[hp] {
-			continue
-		}
-		seen[hp] = true
-		pr.eps = append(pr.eps, &endpoint{hostPort: hp, idx: len(pr.eps)})
-	}
-	pr.bal = balancer{eps: pr.eps}
-
-	var inner tryStage = &upstream{g: g, route: pr}
-	if r := p.Retry; r != nil && r.PerTryTimeout > 0 {
-		inner = &perTryStage{next: inner, d: r.PerTryTimeout.D(), clk: g.clk}
-		pr.tryTimeoutMsg = "no response within the per-try timeout of " + r.PerTryTimeout.D().String()
-	}
-	if cb := p.CircuitBreaker; cb != nil {
-		var err error
-		if inner, err = g.newBreakerStages(inner, pr, cb, prev, reg); err != nil {
-			return nil, err
-		}
-	}
-	var outer stage
-	if r := p.Retry; r != nil {
-		rs, err := g.newRetryStage(inner, pr, r, prev, reg)
-		if err != nil {
-			return nil, err
-		}
-		outer = rs
-		pr.hasRetry = true
-		pr.replay = r.MaxAttempts > 1
-		if r.Timeout > 0 {
-			outer = &timeoutStage{next: outer, d: r.Timeout.D(), clk: g.clk,
-				msg: "no response within the timeout of " + r.Timeout.D().String()}
-		}
-	} else {
-		outer = &singleStage{next: inner}
-	}
-	if rl := p.RateLimit; rl != nil {
-		var err error
-		if outer, err = g.newRateLimitStage(outer, pr, rl, prev, reg); err != nil {
-			return nil, err
-		}
-	}
-	pr.chain = outer
-	return pr, nil
-}
-
-// passThrough is the route of an unmanaged in-cluster Service, when pass-through is allowed: no
-// policy, one endpoint that is the Service's DNS name (resolved and checked by the dial guard).
-// Its metrics use empty namespace and service labels, as the host is the client's choice.
-func (g *Gateway) passThrough(t *table, tg target) *portRoute {
-	port := tg.port
-	if !tg.hasPort {
-		port = 80
-	}
-	sr := &serviceRoute{ns: tg.namespace, name: tg.service, counters: g.unrouted}
-	pr := &portRoute{svc: sr, port: port, label: tg.namespace + "/" + tg.service,
-		latency: g.passLatency, noEndpoint: g.passNoEndpoint}
-	host := tg.service + "." + tg.namespace + ".svc." + g.domain
-	pr.chain = &singleStage{next: &upstream{g: g, route: pr,
-		fixed: &endpoint{hostPort: net.JoinHostPort(host, strconv.Itoa(int(port))), idx: 64}}}
-	return pr
 }
