@@ -164,7 +164,7 @@ func (s *breakerStage) pick(x *exchange, t *try) (*endpoint, breaker.Permit, tim
 		return nil, breaker.Permit{}, -1, false
 	}
 	var skip uint64
-	tried := x.tried.Load()
+	tried := x.tries.tried.Load()
 	for range len(eps) {
 		i := s.route.bal.pick(t.now, tried, skip, true)
 		if i < 0 {

@@ -21,43 +21,39 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"time"
 )
 
-// exchange is one client request on its way through the chain.
+// exchange is one client request on its way through the chain. Its parts are grouped by who
+// writes them, so that each stage touches only its own: the request template and body are filled
+// before the chain runs (request.go, body.go), each stage then writes one part (rate, deadline,
+// tries, staleResp) that the stages after it or the response read. Every part is a value inside the
+// exchange, so the request still costs one allocation for all of them.
 type exchange struct {
 	route *portRoute
 	in    *http.Request
 	now   time.Time // read once when the request arrived (moved on after a Delay wait)
 
-	base    http.Request // the outbound request every try copies
-	baseURL url.URL
+	out  outbound // the outbound request every try copies (request.go)
+	body reqBody  // the request body and its limit (body.go)
 
-	body       []byte        // a buffered body, sent again by each try
-	bodyOnce   io.ReadCloser // a body that can be sent once only
-	replayable bool          // tries after the first can send the body again
-
-	bodyLimit   int64       // Options.MaxRequestBodyBytes; 0 for none
-	bodyLimited atomic.Bool // the body passed bodyLimit while streaming upstream
-
-	deadline time.Time     // of the overall timeout; zero without one
-	tried    atomic.Uint64 // endpoints tried, by index (the first 64)
-	attempts atomic.Int32  // tries that went past the breaker to the upstream stage
-
-	// Rate-limit headers, for the matching limit with the fewest tokens left.
-	rl          *limitEntry
-	rlRemaining int64
-	rlReset     int64
+	rate     rateHeaders // written by the rate-limit stage, read by decorate
+	deadline time.Time   // of the overall timeout (timeout.go); zero without one; read by retry
+	tries    tryLog      // written by the upstream stage, read by the balancer, breaker and decorate
 
 	// staleResp is the stale response served while the breaker was open, if any (a try of a hedged
 	// round may make one that then loses): the response written gets X-Resilience-Stale only if it
 	// is this one.
 	staleResp atomic.Pointer[http.Response]
 
-	// Storage for what every request needs once, kept here so that it costs no allocation of its
-	// own: the first try, the rate-limit key bytes, header values.
+	mem scratch
+}
+
+// scratch is storage for what every request needs once, kept in the exchange so that it costs no
+// allocation of its own: the first try, the rate-limit key bytes, header values, the stall guard of
+// the overall timeout.
+type scratch struct {
 	first     try
 	firstUsed atomic.Bool
 	keyBuf    [128]byte
@@ -71,22 +67,22 @@ type replayBody struct{ bytes.Reader }
 func (*replayBody) Close() error { return nil }
 
 func (x *exchange) getBody() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(x.body)), nil
+	return io.NopCloser(bytes.NewReader(x.body.buf)), nil
 }
 
 // request returns the outbound request of try t to endpoint ep.
 func (x *exchange) request(ctx context.Context, t *try, ep *endpoint) *http.Request {
-	t.url = x.baseURL
+	t.url = x.out.url
 	t.url.Host = ep.hostPort
-	req := x.base.WithContext(ctx)
+	req := x.out.req.WithContext(ctx)
 	req.URL = &t.url
 	switch {
-	case x.body != nil:
-		t.rb.Reset(x.body)
+	case x.body.buf != nil:
+		t.rb.Reset(x.body.buf)
 		req.Body = &t.rb
 		req.GetBody = x.getBody
-	case x.bodyOnce != nil:
-		req.Body = x.bodyOnce
+	case x.body.once != nil:
+		req.Body = x.body.once
 	}
 	return req
 }
@@ -95,8 +91,8 @@ func (x *exchange) request(ctx context.Context, t *try, ep *endpoint) *http.Requ
 // when the response body is closed.
 func (x *exchange) runTry(ctx context.Context, s tryStage, now time.Time) (*http.Response, error) {
 	var t *try
-	if x.firstUsed.CompareAndSwap(false, true) {
-		t = &x.first
+	if x.mem.firstUsed.CompareAndSwap(false, true) {
+		t = &x.mem.first
 		t.x, t.now = x, now
 	} else {
 		t = &try{x: x, now: now}

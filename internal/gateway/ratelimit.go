@@ -83,6 +83,14 @@ func pathUnder(path, prefix string) bool {
 	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
+// rateHeaders are the values of the rate-limit response headers, for the matching limit with the
+// fewest tokens left.
+type rateHeaders struct {
+	limit     *limitEntry
+	remaining int64
+	reset     int64
+}
+
 // rateLimitStage takes a token from every limit matching the request, all or nothing.
 type rateLimitStage struct {
 	next   stage
@@ -180,7 +188,7 @@ func (s *rateLimitStage) serve(ctx context.Context, x *exchange) (*http.Response
 		ip    netip.Addr
 		ipSet bool
 	)
-	buf := x.keyBuf[:0]
+	buf := x.mem.keyBuf[:0]
 	n := 0
 	for _, l := range s.limits {
 		if !l.matches(r) {
@@ -271,7 +279,7 @@ func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimi
 func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration) error {
 	l.rejected.Inc()
 	ra := ceilSeconds(after)
-	x.rl, x.rlRemaining, x.rlReset = l, 0, ra
+	x.rate.limit, x.rate.remaining, x.rate.reset = l, 0, ra
 	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: l.msg}
 }
 
@@ -288,11 +296,11 @@ func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratel
 	if best < 0 {
 		return
 	}
-	x.rl = which[best]
-	x.rlRemaining = int64(tokens)
-	x.rlReset = 0
+	x.rate.limit = which[best]
+	x.rate.remaining = int64(tokens)
+	x.rate.reset = 0
 	if d := rs[best].Bucket().NextToken(now); d > 0 {
-		x.rlReset = int64(math.Ceil(d.Seconds()))
+		x.rate.reset = int64(math.Ceil(d.Seconds()))
 	}
 }
 

@@ -17,21 +17,26 @@ limitations under the License.
 package gateway
 
 import (
-	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 )
 
+// outbound is the template of the request sent upstream: the client's, with the headers cleaned
+// and an absolute URL whose host each try sets to its endpoint.
+type outbound struct {
+	req http.Request
+	url url.URL
+}
+
 // prepare builds the outbound request template: the headers cleaned, X-Forwarded-For extended,
-// and the body buffered when the request may be sent more than once. A body over the limit is
-// refused here when its length is known, or when it passes the limit while being buffered.
+// and the body buffered when the request may be sent more than once (takeBody). A body over the
+// limit is refused here when its length is known, or when it passes the limit while being buffered.
 func (x *exchange) prepare() error {
 	r := x.in
-	if x.bodyLimit > 0 && r.ContentLength > x.bodyLimit {
-		return tooLargeErr(r.ContentLength, x.bodyLimit)
+	if x.body.limit > 0 && r.ContentLength > x.body.limit {
+		return tooLargeErr(r.ContentLength, x.body.limit)
 	}
 	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
@@ -41,59 +46,20 @@ func (x *exchange) prepare() error {
 		if prior, ok := h["X-Forwarded-For"]; ok && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		x.hdrVals[0] = ip
-		h["X-Forwarded-For"] = x.hdrVals[0:1:1]
+		x.mem.hdrVals[0] = ip
+		h["X-Forwarded-For"] = x.mem.hdrVals[0:1:1]
 	}
-	x.baseURL = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	x.base = http.Request{
+	x.out.url = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	x.out.req = http.Request{
 		Method:     r.Method,
-		URL:        &x.baseURL,
+		URL:        &x.out.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Header:     h,
 		Host:       r.Host,
 	}
-	x.replayable = true
-	switch {
-	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
-	case !x.route.replay || r.ContentLength > MaxReplayBody:
-		x.bodyOnce, x.replayable = x.limited(r.Body, 0), false
-		x.base.ContentLength = r.ContentLength
-	default:
-		var data []byte
-		var err error
-		if r.ContentLength > 0 {
-			data = make([]byte, r.ContentLength)
-			_, err = io.ReadFull(r.Body, data)
-		} else {
-			read := int64(MaxReplayBody)
-			if x.bodyLimit > 0 {
-				read = min(read, x.bodyLimit)
-			}
-			data, err = io.ReadAll(io.LimitReader(r.Body, read+1))
-			if err == nil && x.bodyLimit > 0 && int64(len(data)) > x.bodyLimit {
-				return tooLargeErr(-1, x.bodyLimit)
-			}
-		}
-		if err != nil {
-			return &gwError{kind: kindBadRequest, status: http.StatusBadRequest, msg: "could not read the request body"}
-		}
-		if len(data) > MaxReplayBody {
-			x.bodyOnce = struct {
-				io.Reader
-				io.Closer
-			}{io.MultiReader(bytes.NewReader(data), x.limited(r.Body, int64(len(data)))), r.Body}
-			x.replayable = false
-			x.base.ContentLength = -1
-			break
-		}
-		if len(data) > 0 {
-			x.body = data
-			x.base.ContentLength = int64(len(data))
-		}
-	}
-	return nil
+	return x.takeBody()
 }
 
 // noUserAgent is shared by every outbound request; its capacity of 1 makes any append copy it.

@@ -124,25 +124,25 @@ var attemptValues = func() (v [16][]string) {
 // decorate adds the gateway's own response headers: the rate-limit headers, X-Resilience-Attempts
 // and X-Resilience-Stale.
 func (x *exchange) decorate(h http.Header, stale bool) {
-	if l := x.rl; l != nil {
+	if l := x.rate.limit; l != nil {
 		// One string holds both values: "<remaining>" then `"<name>";r=<remaining>;t=<seconds>`.
 		var buf [160]byte
-		b := strconv.AppendInt(buf[:0], x.rlRemaining, 10)
+		b := strconv.AppendInt(buf[:0], x.rate.remaining, 10)
 		k := len(b)
 		b = append(b, l.quotedName...)
 		b = append(b, ";r="...)
-		b = strconv.AppendInt(b, x.rlRemaining, 10)
+		b = strconv.AppendInt(b, x.rate.remaining, 10)
 		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, x.rlReset, 10)
+		b = strconv.AppendInt(b, x.rate.reset, 10)
 		v := string(b)
-		x.hdrVals[1], x.hdrVals[2] = v[:k], v[k:]
+		x.mem.hdrVals[1], x.mem.hdrVals[2] = v[:k], v[k:]
 		h["X-Ratelimit-Limit"] = l.limitValue
-		h["X-Ratelimit-Remaining"] = x.hdrVals[1:2:2]
+		h["X-Ratelimit-Remaining"] = x.mem.hdrVals[1:2:2]
 		h["Ratelimit-Policy"] = l.policyValue
-		h["Ratelimit"] = x.hdrVals[2:3:3]
+		h["Ratelimit"] = x.mem.hdrVals[2:3:3]
 	}
 	if x.route.hasRetry {
-		if n := int(x.attempts.Load()); n < len(attemptValues) {
+		if n := int(x.tries.attempts.Load()); n < len(attemptValues) {
 			h["X-Resilience-Attempts"] = attemptValues[n]
 		} else {
 			h["X-Resilience-Attempts"] = []string{strconv.Itoa(n)}

@@ -123,7 +123,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 	s.budget.Request(now)
 	idempotent := slices.Contains(s.methods, r.Method) ||
 		((r.Method == http.MethodPost || r.Method == http.MethodPatch) && r.Header.Get("Idempotency-Key") != "")
-	hedging := s.maxHedges > 0 && x.replayable && safeMethod(r.Method)
+	hedging := s.maxHedges > 0 && x.body.replayable && safeMethod(r.Method)
 	seq := s.backoff.Start(s.rand)
 	tries := 0
 	for {
@@ -138,7 +138,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 			tries++
 		}
 		why := s.reason(resp, err)
-		if why < 0 || tries >= s.maxAttempts || !x.replayable || ctx.Err() != nil ||
+		if why < 0 || tries >= s.maxAttempts || !x.body.replayable || ctx.Err() != nil ||
 			(!idempotent && why != retryConnect) {
 			return resp, err
 		}

@@ -69,17 +69,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
-	x := &exchange{route: pr, in: r, now: g.clk.Now(), bodyLimit: g.opts.MaxRequestBodyBytes}
+	x := &exchange{route: pr, in: r, now: g.clk.Now()}
+	x.body.limit = g.opts.MaxRequestBodyBytes
 	if err := x.prepare(); err != nil {
 		pr.svc.counters.inc(g.writeError(w, x, err))
 		return
 	}
 	resp, err := pr.chain.serve(r.Context(), x)
-	if err == nil && x.bodyLimited.Load() {
+	if err == nil && x.body.cut.Load() {
 		// The upstream answered before the body passed the limit, and nothing has been written to
 		// the client yet: it gets the 413 rather than an answer to a request never sent whole.
 		_ = resp.Body.Close()
-		resp, err = nil, tooLargeErr(-1, x.bodyLimit)
+		resp, err = nil, tooLargeErr(-1, x.body.limit)
 	}
 	if err != nil {
 		pr.svc.counters.inc(g.writeError(w, x, err))

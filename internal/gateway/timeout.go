@@ -54,7 +54,7 @@ func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, 
 		cancel(nil)
 		return nil, err
 	}
-	sb := &x.stall
+	sb := &x.mem.stall
 	sb.rc, sb.cancel, sb.clk, sb.d = resp.Body, cancel, s.clk, s.d
 	sb.mu.Lock()
 	sb.timer = afterFunc(s.clk, s.d, sb.check)

@@ -27,6 +27,12 @@ import (
 	"resilience.dev/operator/internal/patterns/bulkhead"
 )
 
+// tryLog is what the tries of a request have done so far.
+type tryLog struct {
+	tried    atomic.Uint64 // endpoints tried, by index (the first 64)
+	attempts atomic.Int32  // tries that went past the breaker to the upstream stage
+}
+
 // try is one try of a request: the endpoint it went to and what it must give back when it ends.
 type try struct {
 	x   *exchange

@@ -33,7 +33,7 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 	ep := t.ep
 	if ep == nil {
 		if ep = u.fixed; ep == nil {
-			i := u.route.bal.pick(t.now, x.tried.Load(), 0, false)
+			i := u.route.bal.pick(t.now, x.tries.tried.Load(), 0, false)
 			if i < 0 {
 				u.route.noEndpoint.Inc()
 				return nil, &gwError{kind: kindReject, status: http.StatusServiceUnavailable,
@@ -44,9 +44,9 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 		t.ep = ep
 	}
 	if ep.idx < 64 {
-		x.tried.Or(1 << ep.idx)
+		x.tries.tried.Or(1 << ep.idx)
 	}
-	x.attempts.Add(1)
+	x.tries.attempts.Add(1)
 	ep.inflight.Add(1)
 	t.inflight = true
 	req := x.request(ctx, t, ep)
@@ -58,14 +58,14 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
-		if x.bodyLimited.Load() { // the client's fault: neither retried nor a breaker failure
-			return nil, tooLargeErr(-1, x.bodyLimit)
+		if x.body.cut.Load() { // the client's fault: neither retried nor a breaker failure
+			return nil, tooLargeErr(-1, x.body.limit)
 		}
 		return nil, u.route.classify(ctx, err)
 	}
-	if x.bodyLimited.Load() {
+	if x.body.cut.Load() {
 		_ = resp.Body.Close()
-		return nil, tooLargeErr(-1, x.bodyLimit)
+		return nil, tooLargeErr(-1, x.body.limit)
 	}
 	return resp, nil
 }
