@@ -26,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"resilience.dev/operator/internal/patterns/breaker"
-	"resilience.dev/operator/internal/patterns/bulkhead"
 	"resilience.dev/operator/internal/patterns/codes"
 	"resilience.dev/operator/internal/snapshot"
 )
@@ -55,7 +54,7 @@ type breakerStage struct {
 	staleServed prometheus.Counter
 }
 
-func (g *Gateway) newBreakerStages(next tryStage, pr *portRoute, cb *snapshot.CircuitBreaker, prev, reg *registry) (tryStage, error) {
+func (g *Gateway) newBreakerStage(next tryStage, pr *portRoute, cb *snapshot.CircuitBreaker, prev, reg *registry) (*breakerStage, error) {
 	fc, err := codes.Parse(cb.FailureStatusCodes)
 	if err != nil {
 		return nil, fmt.Errorf("circuit breaker %s: %w", cb.Policy.Name, err)
@@ -76,16 +75,13 @@ func (g *Gateway) newBreakerStages(next tryStage, pr *portRoute, cb *snapshot.Ci
 		next: next, g: g, route: pr,
 		perEndpoint: cb.PerEndpoint, maxOpenPct: cb.MaxOpenPercent,
 		failCodes: fc, failConnect: cb.FailOnConnectError, failTimeout: cb.FailOnTimeout,
-		dryRun: cb.DryRun, status: cb.FallbackStatus,
+		dryRun: cb.DryRun, status: fallbackStatus(cb),
 		msg:         "circuit breaker " + cb.Policy.Name + " is open",
 		staleFor:    cb.ServeStale.D(),
 		staleKey:    cb.StateKey + "\x00",
 		rejected:    g.m.rejections.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonCircuitOpen),
 		dry:         g.m.dryRun.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonCircuitOpen),
 		staleServed: g.m.stale.WithLabelValues(ns, svc),
-	}
-	if s.status == 0 {
-		s.status = http.StatusServiceUnavailable
 	}
 	key := fmt.Sprintf("%s|%+v", cb.StateKey, cfg)
 	if cfg.FailureRatio != nil {
@@ -103,22 +99,7 @@ func (g *Gateway) newBreakerStages(next tryStage, pr *portRoute, cb *snapshot.Ci
 	} else if s.br, err = g.breakerFor(key, cfg, meta, prev, reg); err != nil {
 		return nil, fmt.Errorf("circuit breaker %s: %w", cb.Policy.Name, err)
 	}
-	var out tryStage = s
-	if c := cb.Concurrency; c != nil {
-		bcfg := bulkhead.Config{MaxConcurrent: c.MaxRequests, MaxQueued: c.MaxQueued, QueueTimeout: c.QueueTimeout.D()}
-		bh, err := reuse(prev.bulkheads(), reg.bulkheadMap, fmt.Sprintf("%s|%+v", cb.StateKey, bcfg), func() (*bulkhead.Bulkhead, error) {
-			return bulkhead.New(g.clk, bcfg)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("circuit breaker %s: concurrency: %w", cb.Policy.Name, err)
-		}
-		out = &bulkheadStage{next: s, bh: bh, dryRun: cb.DryRun, status: s.status,
-			msg:      "concurrency limit of circuit breaker " + cb.Policy.Name + " is full",
-			rejected: g.m.rejections.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonBulkheadFull),
-			dry:      g.m.dryRun.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonBulkheadFull),
-		}
-	}
-	return out, nil
+	return s, nil
 }
 
 func (s *breakerStage) try(ctx context.Context, x *exchange, t *try) (*http.Response, error) {
@@ -246,4 +227,12 @@ func (s *breakerStage) fail(t *try, br *breakerState, permit breaker.Permit, now
 		}
 	}
 	permit.Failure(now)
+}
+
+// fallbackStatus is the status of a try the breaker or its bulkhead refuses.
+func fallbackStatus(cb *snapshot.CircuitBreaker) int {
+	if cb.FallbackStatus == 0 {
+		return http.StatusServiceUnavailable
+	}
+	return cb.FallbackStatus
 }

@@ -19,10 +19,12 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"resilience.dev/operator/internal/patterns/bulkhead"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // doneCtx is an ended context: a DryRun bulkhead acquires with it so that it never waits.
@@ -63,4 +65,23 @@ func (s *bulkheadStage) try(ctx context.Context, x *exchange, t *try) (*http.Res
 		return nil, &gwError{kind: kindCanceled, msg: "left the concurrency queue", err: err}
 	}
 	return s.next.try(ctx, x, t)
+}
+
+// newBulkheadStage bounds the tries of the CircuitBreaker's concurrency section; its state is kept
+// across snapshots by state key and parameters.
+func (g *Gateway) newBulkheadStage(next tryStage, pr *portRoute, cb *snapshot.CircuitBreaker, prev, reg *registry) (*bulkheadStage, error) {
+	c := cb.Concurrency
+	bcfg := bulkhead.Config{MaxConcurrent: c.MaxRequests, MaxQueued: c.MaxQueued, QueueTimeout: c.QueueTimeout.D()}
+	bh, err := reuse(prev.bulkheads(), reg.bulkheadMap, fmt.Sprintf("%s|%+v", cb.StateKey, bcfg), func() (*bulkhead.Bulkhead, error) {
+		return bulkhead.New(g.clk, bcfg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("circuit breaker %s: concurrency: %w", cb.Policy.Name, err)
+	}
+	ns, svc := pr.svc.ns, pr.svc.name
+	return &bulkheadStage{next: next, bh: bh, dryRun: cb.DryRun, status: fallbackStatus(cb),
+		msg:      "concurrency limit of circuit breaker " + cb.Policy.Name + " is full",
+		rejected: g.m.rejections.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonBulkheadFull),
+		dry:      g.m.dryRun.WithLabelValues(ns, svc, cb.Policy.Name, "", reasonBulkheadFull),
+	}, nil
 }

@@ -23,6 +23,23 @@ import (
 	"resilience.dev/operator/internal/snapshot"
 )
 
+// The chain of a Service port, outermost first (the contract's "Order"). Each stage is a small type
+// holding the next one, in a file of its own; buildPort assembles them once per snapshot.
+//
+//	stage (sees the whole request)
+//	  ratelimit.go   rateLimitStage  refuses or delays a request over a RateLimit
+//	  timeout.go     timeoutStage    the RetryPolicy's overall timeout, until the response headers
+//	  retry.go       retryStage      sends again after a retryable failure (hedge.go: hedged rounds)
+//	  chain.go       singleStage     instead of retryStage without a RetryPolicy: one try
+//	tryStage (sees one try; try.go holds what a try must give back)
+//	  bulkhead.go    bulkheadStage   bounds the tries in flight (CircuitBreaker concurrency)
+//	  breaker.go     breakerStage    the circuit breaker (breakerstate.go; stalecache.go serves stale)
+//	  trytimeout.go  perTryStage     the per-try timeout, until the response headers
+//	  upstream.go    upstream        picks an endpoint (balancer.go) and sends (transport.go)
+//
+// Around the chain: route.go finds the port (host.go parses the Host), request.go and body.go build
+// the outbound request, response.go writes the answer and errors.go classifies failures.
+
 // stage is a step of the chain that sees the whole request (rate limit, overall timeout, retry).
 type stage interface {
 	serve(ctx context.Context, x *exchange) (*http.Response, error)
@@ -44,6 +61,21 @@ func (s *singleStage) serve(ctx context.Context, x *exchange) (*http.Response, e
 // buildPort assembles the chain of one Service port, in the contract's order.
 func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *registry) (*portRoute, error) {
 	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
+	pr.eps = g.endpoints(p)
+	pr.bal = balancer{eps: pr.eps}
+	inner, err := g.tryStages(pr, p, prev, reg)
+	if err != nil {
+		return nil, err
+	}
+	if pr.chain, err = g.requestStages(inner, pr, p, prev, reg); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// endpoints lists the port's endpoints the gateway may send to, each once.
+func (g *Gateway) endpoints(p snapshot.Port) []*endpoint {
+	var eps []*endpoint
 	seen := map[string]bool{}
 	for _, e := range p.Endpoints {
 		if e.HandMade && !g.opts.AllowHandMadeEndpoints {
@@ -54,43 +86,50 @@ func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *regist
 			continue
 		}
 		seen[hp] = true
-		pr.eps = append(pr.eps, &endpoint{hostPort: hp, idx: len(pr.eps)})
+		eps = append(eps, &endpoint{hostPort: hp, idx: len(eps)})
 	}
-	pr.bal = balancer{eps: pr.eps}
+	return eps
+}
 
-	var inner tryStage = &upstream{g: g, route: pr}
+// tryStages builds the stages of one try, innermost first: upstream, per-try timeout, circuit
+// breaker, bulkhead.
+func (g *Gateway) tryStages(pr *portRoute, p snapshot.Port, prev, reg *registry) (tryStage, error) {
+	var s tryStage = &upstream{g: g, route: pr}
 	if r := p.Retry; r != nil && r.PerTryTimeout > 0 {
-		inner = &perTryStage{next: inner, d: r.PerTryTimeout.D(), clk: g.clk}
-		pr.tryTimeoutMsg = "no response within the per-try timeout of " + r.PerTryTimeout.D().String()
+		s = g.newPerTryStage(s, pr, r)
 	}
-	if cb := p.CircuitBreaker; cb != nil {
-		var err error
-		if inner, err = g.newBreakerStages(inner, pr, cb, prev, reg); err != nil {
-			return nil, err
-		}
+	cb := p.CircuitBreaker
+	if cb == nil {
+		return s, nil
 	}
-	var outer stage
+	br, err := g.newBreakerStage(s, pr, cb, prev, reg)
+	if err != nil {
+		return nil, err
+	}
+	if cb.Concurrency == nil {
+		return br, nil
+	}
+	return g.newBulkheadStage(br, pr, cb, prev, reg)
+}
+
+// requestStages builds the stages that see the whole request, innermost first: retry (or a single
+// try), overall timeout, rate limit.
+func (g *Gateway) requestStages(inner tryStage, pr *portRoute, p snapshot.Port, prev, reg *registry) (stage, error) {
+	var s stage = &singleStage{next: inner}
 	if r := p.Retry; r != nil {
 		rs, err := g.newRetryStage(inner, pr, r, prev, reg)
 		if err != nil {
 			return nil, err
 		}
-		outer = rs
+		s = rs
 		pr.hasRetry = true
 		pr.replay = r.MaxAttempts > 1
 		if r.Timeout > 0 {
-			outer = &timeoutStage{next: outer, d: r.Timeout.D(), clk: g.clk,
-				msg: "no response within the timeout of " + r.Timeout.D().String()}
+			s = g.newTimeoutStage(s, r)
 		}
-	} else {
-		outer = &singleStage{next: inner}
 	}
 	if rl := p.RateLimit; rl != nil {
-		var err error
-		if outer, err = g.newRateLimitStage(outer, pr, rl, prev, reg); err != nil {
-			return nil, err
-		}
+		return g.newRateLimitStage(s, pr, rl, prev, reg)
 	}
-	pr.chain = outer
-	return pr, nil
+	return s, nil
 }

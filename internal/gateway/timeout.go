@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // timeoutStage is the RetryPolicy's overall timeout: from the moment the request passes the rate
@@ -36,6 +37,11 @@ type timeoutStage struct {
 	d    time.Duration
 	clk  clock.Clock
 	msg  string
+}
+
+func (g *Gateway) newTimeoutStage(next stage, r *snapshot.Retry) *timeoutStage {
+	return &timeoutStage{next: next, d: r.Timeout.D(), clk: g.clk,
+		msg: "no response within the timeout of " + r.Timeout.D().String()}
 }
 
 func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // perTryStage bounds each try until its response headers.
@@ -29,6 +30,11 @@ type perTryStage struct {
 	next tryStage
 	d    time.Duration
 	clk  clock.Clock
+}
+
+func (g *Gateway) newPerTryStage(next tryStage, pr *portRoute, r *snapshot.Retry) *perTryStage {
+	pr.tryTimeoutMsg = "no response within the per-try timeout of " + r.PerTryTimeout.D().String()
+	return &perTryStage{next: next, d: r.PerTryTimeout.D(), clk: g.clk}
 }
 
 func (s *perTryStage) try(ctx context.Context, x *exchange, t *try) (*http.Response, error) {
