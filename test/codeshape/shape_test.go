@@ -56,9 +56,6 @@ var exceptions = map[string]string{
 	"internal/compile/compile.go":         "over the bound before the redesign of issue 11, which splits it",
 	"internal/compile/compile.go:compile": "over the bound before the redesign of issue 11, which splits it",
 	"internal/distribution/server.go":     "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/breaker.go":         "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/h1client.go":        "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/serve.go":           "over the bound before the redesign of issue 11, which splits it",
 }
 
 // root is the repository root, two levels above this package.
