@@ -19,16 +19,22 @@ limitations under the License.
 // the chain of patterns the Service port's policies ask for, balances it over the port's ready
 // endpoints and forwards it.
 //
-// The chain has the contract's fixed order, assembled once per snapshot from small stages that each
-// hold the next one:
+// The chain has the contract's fixed order, assembled once per snapshot (chain.go) from small stages
+// that each hold the next one, one file per stage:
 //
-//	rate limit -> overall timeout -> retry (and hedge) -> bulkhead -> circuit breaker -> per-try timeout -> upstream
+//	ratelimit.go -> timeout.go -> retry.go (hedge.go) -> bulkhead.go -> breaker.go (stalecache.go)
+//	  -> trytimeout.go -> upstream.go (balancer.go, transport.go; h1*.go is the lean HTTP/1.1 client)
 //
-// A new snapshot (Apply) builds a whole new routing table and swaps it in atomically; requests in
-// flight finish on the table they started with. Pattern state (token buckets, breakers, bulkheads,
-// retry budgets, stale responses) lives in a registry keyed by the StateKey the compiler gives each
-// policy part, so a snapshot that leaves a part's parameters alone keeps its state; a rollout of the
-// backend (new endpoints) neither refills buckets nor closes an open Service breaker.
+// A request enters at route.go (ServeHTTP), which finds the Service port; request.go and body.go
+// build the outbound request, exchange.go carries it through the chain and try.go accounts for each
+// try; response.go writes the answer and errors.go the gateway's own failures.
+//
+// A new snapshot (Apply, apply.go) builds a whole new routing table (table.go) and swaps it in
+// atomically; requests in flight finish on the table they started with. Pattern state (token
+// buckets, breakers, bulkheads, retry budgets, stale responses) lives in a registry keyed by the
+// StateKey the compiler gives each policy part, so a snapshot that leaves a part's parameters alone
+// keeps its state; a rollout of the backend (new endpoints) neither refills buckets nor closes an
+// open Service breaker.
 //
 // The hot path takes no lock shared by all requests: the table is an atomic pointer, and the
 // patterns are lock-free on their fast paths.
