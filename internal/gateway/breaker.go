@@ -168,14 +168,8 @@ func (s *breakerStage) pick(x *exchange, t *try) (*endpoint, breaker.Permit, tim
 
 // reject answers a try the breaker refused: a stale response when there is one, else the fallback.
 func (s *breakerStage) reject(x *exchange, t *try, wait time.Duration) (*http.Response, error) {
-	r := x.in
-	if s.staleFor > 0 && r.Method == http.MethodGet && storableRequest(r) {
-		if e, ok := s.g.stale.Lookup(t.now, s.staleKey+r.URL.RequestURI(), r.Header.Get, s.staleFor); ok {
-			s.staleServed.Inc()
-			resp := staleResponse(e, t.now)
-			x.staleResp.Store(resp)
-			return resp, nil
-		}
+	if resp := s.serveStale(x, t); resp != nil {
+		return resp, nil
 	}
 	s.rejected.Inc()
 	return nil, &gwError{kind: kindReject, status: s.status, retryAfter: ceilSeconds(wait), circuit: "open", msg: s.msg}

@@ -28,6 +28,23 @@ import (
 	"resilience.dev/operator/internal/patterns/stalecache"
 )
 
+// serveStale returns the stored response to a GET the breaker refused, if serveStale is on and one
+// is fresh enough, and marks it as the stale response of the exchange.
+func (s *breakerStage) serveStale(x *exchange, t *try) *http.Response {
+	r := x.in
+	if s.staleFor <= 0 || r.Method != http.MethodGet || !storableRequest(r) {
+		return nil
+	}
+	e, ok := s.g.stale.Lookup(t.now, s.staleKey+r.URL.RequestURI(), r.Header.Get, s.staleFor)
+	if !ok {
+		return nil
+	}
+	s.staleServed.Inc()
+	resp := staleResponse(e, t.now)
+	x.staleResp.Store(resp)
+	return resp
+}
+
 // storableRequest reports whether a request's response may be stored or served stale: never for
 // requests with credentials.
 func storableRequest(r *http.Request) bool {
