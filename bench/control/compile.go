@@ -113,8 +113,12 @@ func measureCompile(n, runs int) (CompileFig, error) {
 		return CompileFig{}, err
 	}
 	snap.Version = 1
+	e, err := snapshot.Encode(snap)
+	if err != nil {
+		return CompileFig{}, err
+	}
 	start := time.Now()
-	if err := g.Apply(snap); err != nil {
+	if err := g.Apply(e); err != nil {
 		return CompileFig{}, err
 	}
 	apply := time.Since(start)

@@ -29,6 +29,7 @@ import (
 	"resilience.dev/operator/api/v1alpha1"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // discardWriter is a ResponseWriter that writes nowhere.
@@ -57,10 +58,14 @@ func measureMemory(n, keys int) (*MemFig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.Apply(snap); err != nil {
+	e, err := snapshot.Encode(snap)
+	if err != nil {
 		return nil, err
 	}
-	in, enc, snap = compile.Input{}, nil, nil
+	if err := g.Apply(e); err != nil {
+		return nil, err
+	}
+	in, enc, snap, e = compile.Input{}, nil, nil, nil
 	m := &MemFig{Policies: n, Keys: keys}
 	heap, rss, _ := memNow()
 	m.HeapAppliedMiB, m.RSSAppliedMiB = mib(heap), mib(rss)

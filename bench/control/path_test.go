@@ -83,7 +83,7 @@ func BenchmarkChangePath(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := g.ApplyEncoded(e); err != nil {
+			if err := g.Apply(e); err != nil {
 				b.Fatal(err)
 			}
 			k := 0
@@ -93,7 +93,7 @@ func BenchmarkChangePath(b *testing.B) {
 					b.Fatal(err)
 				}
 				e.Version = uint64(k + 2)
-				if err := g.ApplyEncoded(e); err != nil {
+				if err := g.Apply(e); err != nil {
 					b.Fatal(err)
 				}
 				k++
@@ -133,7 +133,11 @@ func BenchmarkChangePath(b *testing.B) {
 					b.Fatal(err)
 				}
 				s.Version = uint64(k + 1)
-				if err := g.Apply(s); err != nil {
+				e, err := snapshot.Encode(s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Apply(e); err != nil {
 					b.Fatal(err)
 				}
 				k++

@@ -47,7 +47,7 @@ import (
 	"strconv"
 	"time"
 
-	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/cmd/gateway/gctune"
 )
 
 // options are the flags of a benchmark run (the parent process).
@@ -94,7 +94,7 @@ func main() {
 	flag.StringVar(&o.jsonPath, "json", "bin/bench-gateway.json", "write the results here as JSON")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles here: of the proxy process during the last round's closed loop of each gateway configuration, and of the load generator over the whole run")
 	flag.BoolVar(&so.pprof, "pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")
-	flag.IntVar(&so.gcPercent, "gc-percent", gateway.DefaultGCPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
+	flag.IntVar(&so.gcPercent, "gc-percent", gctune.DefaultPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
 	flag.StringVar(&so.memoryLimit, "memory-limit", "auto", "the gateway process's -memory-limit, as cmd/gateway's")
 	flag.StringVar(&so.upstreamClient, "upstream-client", "", "the gateway's upstream client, as cmd/gateway's --upstream-client (fast or net/http; empty: the gateway's default)")
 	flag.Parse()

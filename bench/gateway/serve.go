@@ -29,7 +29,9 @@ import (
 	"os"
 	"time"
 
+	"resilience.dev/operator/cmd/gateway/gctune"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // runServe is a proxy process: the gateway (with the GC settings cmd/gateway applies by default)
@@ -38,11 +40,11 @@ func runServe(so serveOptions) error {
 	var srv *http.Server
 	switch so.which {
 	case "gateway":
-		lim, err := gateway.ParseMemoryLimit(so.memoryLimit)
+		lim, err := gctune.ParseMemoryLimit(so.memoryLimit)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "bench gateway process:", gateway.ApplyGC(gateway.GCSettings{Percent: so.gcPercent, MemoryLimit: lim}, true, true))
+		fmt.Fprintln(os.Stderr, "bench gateway process:", gctune.Apply(gctune.Settings{Percent: so.gcPercent, MemoryLimit: lim}, true, true))
 		g, err := newBenchGateway(so.backendAddr, so.upstreamClient)
 		if err != nil {
 			return err
@@ -99,7 +101,11 @@ func newBenchGateway(backendAddr, upstreamClient string) (*gateway.Gateway, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := g.Apply(snap); err != nil {
+	e, err := snapshot.Encode(snap)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Apply(e); err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -21,23 +21,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
-	"regexp"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"resilience.dev/operator/cmd/gateway/gctune"
 	"resilience.dev/operator/internal/distribution"
 	distclient "resilience.dev/operator/internal/distribution/client"
 	"resilience.dev/operator/internal/gateway"
@@ -77,19 +72,19 @@ func main() {
 	flag.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the metrics address")
 	flag.StringVar(&c.upstreamClient, "upstream-client", gateway.UpstreamClientFast, "client for requests to the endpoints: fast (the gateway's own HTTP/1.1 client for requests with no body or a buffered one, net/http's for the rest) or net/http (net/http's for all)")
 	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
-	gcPercent := flag.Int("gc-percent", gateway.DefaultGCPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
+	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	gcFlags := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { gcFlags[f.Name] = true })
-	memLimit, err := gateway.ParseMemoryLimit(*memoryLimit)
+	memLimit, err := gctune.ParseMemoryLimit(*memoryLimit)
 	if err != nil {
 		log.Error("bad flag", "error", err.Error())
 		os.Exit(2)
 	}
-	log.Info("garbage collector", "settings", gateway.ApplyGC(gateway.GCSettings{Percent: *gcPercent, MemoryLimit: memLimit}, gcFlags["gc-percent"], gcFlags["memory-limit"]))
+	log.Info("garbage collector", "settings", gctune.Apply(gctune.Settings{Percent: *gcPercent, MemoryLimit: memLimit}, gcFlags["gc-percent"], gcFlags["memory-limit"]))
 	if err := run(c, log); err != nil {
 		log.Error("gateway stopped", "error", err.Error())
 		os.Exit(1)
@@ -127,7 +122,7 @@ func run(c config, log *slog.Logger) error {
 	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
 	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
 	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
-	client.Apply = func(_ uint64, snap *snapshot.Encoded) error { return gw.ApplyEncoded(snap) }
+	client.Apply = func(_ uint64, snap *snapshot.Encoded) error { return gw.Apply(snap) }
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()
 		out := make([]distribution.BreakerChange, len(states))
@@ -137,51 +132,10 @@ func run(c config, log *slog.Logger) error {
 		return out
 	}
 
-	health := http.NewServeMux()
-	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	var draining atomic.Bool
-	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if draining.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		// Ready once it holds a configuration; it stays ready when the manager is unreachable.
-		if !gw.Ready() {
-			http.Error(w, "no snapshot from the manager yet", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintf(w, "ok: snapshot version %d\n", gw.Version())
-	})
-	// The Go collector adds the live heap after the last GC, the figure that shows a leak whatever
-	// GOGC lets the heap grow to between collections.
-	gw.Registry().MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
-		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := http.NewServeMux()
-	metrics.Handle("/metrics", promhttp.HandlerFor(gw.Registry(), promhttp.HandlerOpts{}))
-	if c.pprof {
-		metrics.HandleFunc("/debug/pprof/", pprof.Index)
-		metrics.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		metrics.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		metrics.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-
-	traffic := gw.HTTPServer(c.listen)
-	traffic.ReadHeaderTimeout = c.readHeaderTimeout
-	servers := []*http.Server{
-		traffic,
-		{Addr: c.healthListen, Handler: health, ReadHeaderTimeout: 5 * time.Second},
-		{Addr: c.metricsListen, Handler: metrics, ReadHeaderTimeout: 5 * time.Second},
-	}
+	servers := c.servers(gw, &draining)
 	errs := make(chan error, len(servers)+1)
-	for _, s := range servers {
-		go func() {
-			if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("serve %s: %w", s.Addr, err)
-			}
-		}()
-	}
+	serve(servers, errs)
 	go gw.Run(ctx)
 	go func() {
 		// The client returns when ctx ends; only an earlier return is an error worth stopping for.
@@ -191,25 +145,7 @@ func run(c config, log *slog.Logger) error {
 	}()
 	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		// Stop being ready first and keep serving: the endpoints controller removes this pod from
-		// the Service only after a failed probe, and requests routed here meanwhile must be answered.
-		draining.Store(true)
-		log.Info("draining", "delay", c.drainDelay.String())
-		select {
-		case <-time.After(c.drainDelay):
-		case runErr = <-errs:
-		}
-	case runErr = <-errs:
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		_ = s.Shutdown(shutdown)
-	}
-	return runErr
+	return drain(ctx, c.drainDelay, log, servers, &draining, errs)
 }
 
 func toChange(e gateway.BreakerEvent) distribution.BreakerChange {

@@ -63,7 +63,7 @@ func TestStateAcrossApply(t *testing.T) {
 	lim := limit("total", 1, time.Hour, 3)
 	cb := circuitBreaker(1)
 	cb.ServeStale = snapshot.Duration(time.Hour)
-	if err := g.Apply(mk(1, 1, lim, cb, ep(1), ep(2))); err != nil {
+	if err := g.Apply(encoded(mk(1, 1, lim, cb, ep(1), ep(2)))); err != nil {
 		t.Fatal(err)
 	}
 	if rec := get(g, "http://api.shop/page"); rec.Code != 200 { // stored for serveStale
@@ -81,7 +81,7 @@ func TestStateAcrossApply(t *testing.T) {
 	}
 
 	// Rollout: new endpoints, a new generation of both policies (same parameters), a new version.
-	if err := g.Apply(mk(2, 2, lim, cb, ep(3), ep(4))); err != nil {
+	if err := g.Apply(encoded(mk(2, 2, lim, cb, ep(3), ep(4)))); err != nil {
 		t.Fatal(err)
 	}
 	after := g.table.Load().state
@@ -112,7 +112,7 @@ func TestStateAcrossApply(t *testing.T) {
 	// A changed limit (and breaker) starts afresh, and the old breaker's events and gauge go.
 	lim2 := limit("total", 1, time.Hour, 5)
 	cb2 := circuitBreaker(2)
-	if err := g.Apply(mk(3, 3, lim2, cb2, ep(3), ep(4))); err != nil {
+	if err := g.Apply(encoded(mk(3, 3, lim2, cb2, ep(3), ep(4)))); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
@@ -148,7 +148,7 @@ func TestOpenBreakerSurvivesEndpointChange(t *testing.T) {
 	g := newGW(t, Options{Clock: clk}, mem, withBreaker(cb, ep(1)))
 	get(g, "http://api.shop/page")
 	get(g, "http://api.shop/x")
-	if err := g.Apply(withBreaker(cb, ep(2))); err != nil {
+	if err := g.Apply(encoded(withBreaker(cb, ep(2)))); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(10 * time.Second)
@@ -200,7 +200,7 @@ func TestApplyRefusesMalformed(t *testing.T) {
 				s = snap(2, port(ep(1)))
 				tt.mutate(s)
 			}
-			if err := g.Apply(s); err == nil {
+			if err := g.Apply(encoded(s)); err == nil {
 				t.Fatal("Apply accepted a malformed snapshot")
 			}
 			if g.Version() != 1 {
@@ -221,7 +221,7 @@ func TestApplyUnchanged(t *testing.T) {
 	t.Parallel()
 	g := newGW(t, Options{}, newMem(), snap(1, port(ep(1))))
 	tab := g.table.Load()
-	if err := g.Apply(snap(7, port(ep(1)))); err != nil {
+	if err := g.Apply(encoded(snap(7, port(ep(1))))); err != nil {
 		t.Fatal(err)
 	}
 	if g.table.Load() != tab {
@@ -230,7 +230,7 @@ func TestApplyUnchanged(t *testing.T) {
 	if g.Version() != 7 || metricValue(t, g, "resilience_gateway_snapshot_version", nil) != 7 {
 		t.Fatalf("version %d", g.Version())
 	}
-	if err := g.Apply(snap(8, port(ep(2)))); err != nil {
+	if err := g.Apply(encoded(snap(8, port(ep(2))))); err != nil {
 		t.Fatal(err)
 	}
 	if g.table.Load() == tab {
@@ -318,7 +318,7 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 	first := g.table.Load()
 
 	// api's endpoints change; web and other do not.
-	if err := g.Apply(mk(2, []snapshot.Endpoint{ep(1), ep(2)}, true)); err != nil {
+	if err := g.Apply(encoded(mk(2, []snapshot.Endpoint{ep(1), ep(2)}, true))); err != nil {
 		t.Fatal(err)
 	}
 	second := g.table.Load()
@@ -354,7 +354,7 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 	}
 
 	// other goes: its breaker is dropped, the rest stays.
-	if err := g.Apply(mk(3, []snapshot.Endpoint{ep(1), ep(2)}, false)); err != nil {
+	if err := g.Apply(encoded(mk(3, []snapshot.Endpoint{ep(1), ep(2)}, false))); err != nil {
 		t.Fatal(err)
 	}
 	third := g.table.Load()
@@ -371,8 +371,8 @@ func TestApplyKeepsUnchangedServices(t *testing.T) {
 	}
 }
 
-// ApplyEncoded of a snapshot from the Decoder takes the same routes as Apply of the same content.
-func TestApplyEncodedMatchesApply(t *testing.T) {
+// Apply of a snapshot from the Decoder keeps the table built from the same content encoded here.
+func TestApplyDecodedMatchesEncoded(t *testing.T) {
 	t.Parallel()
 	mem := newMem()
 	mem.handle(epAddr(1), ok200)
@@ -387,13 +387,13 @@ func TestApplyEncodedMatchesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Version = 2
-	if err := g.ApplyEncoded(e); err != nil {
+	if err := g.Apply(e); err != nil {
 		t.Fatal(err)
 	}
 	if g.table.Load() != tab || g.Version() != 2 {
 		t.Fatal("the same content, decoded, rebuilt the table")
 	}
-	if err := g.ApplyEncoded(&snapshot.Encoded{Snapshot: snap(3, p)}); err == nil {
-		t.Fatal("ApplyEncoded took a snapshot without its encodings")
+	if err := g.Apply(&snapshot.Encoded{Snapshot: snap(3, p)}); err == nil {
+		t.Fatal("Apply took a snapshot without its encodings")
 	}
 }

@@ -54,7 +54,7 @@ func benchGateway(b *testing.B, p snapshot.Port) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := g.Apply(snap(1, p)); err != nil {
+	if err := g.Apply(encoded(snap(1, p))); err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "http://api.shop/items?page=2", nil)
@@ -137,7 +137,7 @@ func BenchmarkGatewayBenchPoliciesHeaders(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := g.Apply(snap(1, benchPolicies())); err != nil {
+	if err := g.Apply(encoded(snap(1, benchPolicies()))); err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "http://api.shop/", nil)
@@ -187,7 +187,7 @@ func benchServer(b *testing.B, p snapshot.Port, o Options) {
 		b.Fatal(err)
 	}
 	b.Cleanup(g.Close)
-	if err := g.Apply(snap(1, p)); err != nil {
+	if err := g.Apply(encoded(snap(1, p))); err != nil {
 		b.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

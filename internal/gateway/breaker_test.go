@@ -202,7 +202,7 @@ func TestBreakerScopeEndpoint(t *testing.T) {
 	mem.handle(epAddr(1), status(500))
 	cb.MaxOpenPercent = 100
 	cb.StateKey += "-all"
-	if err := g.Apply(withBreaker(cb, ep(1), ep(2))); err != nil {
+	if err := g.Apply(encoded(withBreaker(cb, ep(1), ep(2)))); err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {

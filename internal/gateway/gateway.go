@@ -19,16 +19,22 @@ limitations under the License.
 // the chain of patterns the Service port's policies ask for, balances it over the port's ready
 // endpoints and forwards it.
 //
-// The chain has the contract's fixed order, assembled once per snapshot from small stages that each
-// hold the next one:
+// The chain has the contract's fixed order, assembled once per snapshot (chain.go) from small stages
+// that each hold the next one, one file per stage:
 //
-//	rate limit -> overall timeout -> retry (and hedge) -> bulkhead -> circuit breaker -> per-try timeout -> upstream
+//	ratelimit.go -> timeout.go -> retry.go (hedge.go) -> bulkhead.go -> breaker.go (stalecache.go)
+//	  -> trytimeout.go -> upstream.go (balancer.go, transport.go; h1*.go is the lean HTTP/1.1 client)
 //
-// A new snapshot (Apply) builds a whole new routing table and swaps it in atomically; requests in
-// flight finish on the table they started with. Pattern state (token buckets, breakers, bulkheads,
-// retry budgets, stale responses) lives in a registry keyed by the StateKey the compiler gives each
-// policy part, so a snapshot that leaves a part's parameters alone keeps its state; a rollout of the
-// backend (new endpoints) neither refills buckets nor closes an open Service breaker.
+// A request enters at route.go (ServeHTTP), which finds the Service port; request.go and body.go
+// build the outbound request, exchange.go carries it through the chain and try.go accounts for each
+// try; response.go writes the answer and errors.go the gateway's own failures.
+//
+// A new snapshot (Apply, apply.go) builds a whole new routing table (table.go) and swaps it in
+// atomically; requests in flight finish on the table they started with. Pattern state (token
+// buckets, breakers, bulkheads, retry budgets, stale responses) lives in a registry keyed by the
+// StateKey the compiler gives each policy part, so a snapshot that leaves a part's parameters alone
+// keeps its state; a rollout of the backend (new endpoints) neither refills buckets nor closes an
+// open Service breaker.
 //
 // The hot path takes no lock shared by all requests: the table is an atomic pointer, and the
 // patterns are lock-free on their fast paths.
@@ -36,12 +42,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,80 +276,6 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 	}
 }
 
-// Apply puts snapshot s in force. It validates s (compile's Validate) and builds a new routing table,
-// keeping the state of every bucket, breaker, bulkhead and budget whose StateKey is unchanged and
-// dropping the state of those that no longer appear, then swaps the table in atomically. On error
-// the table in force stays. A snapshot equal to the one in force but for its version only records
-// the version. s is not retained.
-func (g *Gateway) Apply(s *snapshot.Snapshot) error {
-	if s == nil {
-		g.m.applyErrors.Inc()
-		return errors.New("gateway: apply snapshot: snapshot is nil")
-	}
-	e, err := snapshot.Encode(s)
-	if err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot version %d: %w", s.Version, err)
-	}
-	return g.ApplyEncoded(e)
-}
-
-// ApplyEncoded is Apply for a snapshot with the encoding of each Service (snapshot.Decoder gives them).
-// The Service routes of the table in force whose encoding is unchanged are kept as they are, with
-// their state; only the other Services are validated and built. e is retained (read-only).
-func (g *Gateway) ApplyEncoded(e *snapshot.Encoded) error {
-	if e == nil || e.Snapshot == nil || len(e.Encodings) != len(e.Services) {
-		g.m.applyErrors.Inc()
-		return errors.New("gateway: apply snapshot: snapshot is nil or its encodings do not match it")
-	}
-	g.applyMu.Lock()
-	defer g.applyMu.Unlock()
-	old := g.table.Load()
-	unchanged := func(i int) bool {
-		if old == nil {
-			return false
-		}
-		o := old.services[svcKey{e.Services[i].Namespace, e.Services[i].Name}]
-		return o != nil && o.enc == e.Encodings[i]
-	}
-	if err := e.ValidateServices(func(i int) bool { return !unchanged(i) }); err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot: %w", err)
-	}
-	if old != nil && len(old.services) == len(e.Services) && slices.Equal(old.policies, e.Policies) {
-		same := true
-		for i := range e.Services {
-			if !unchanged(i) {
-				same = false
-				break
-			}
-		}
-		if same {
-			g.setVersion(e.Version)
-			return nil
-		}
-	}
-	t, err := g.build(e, old)
-	if err != nil {
-		g.m.applyErrors.Inc()
-		return fmt.Errorf("gateway: apply snapshot version %d: %w", e.Version, err)
-	}
-	t.state.commit()
-	g.table.Store(t)
-	g.setVersion(e.Version)
-	if old != nil {
-		old.state.dropUnused(t.state, g.m)
-	}
-	g.ready.Store(true)
-	g.log.Info("snapshot applied", "version", e.Version, "services", len(e.Services), "policies", len(e.Policies))
-	return nil
-}
-
-func (g *Gateway) setVersion(v uint64) {
-	g.version.Store(v)
-	g.m.version.Set(float64(v))
-}
-
 // Tick makes every breaker in force look at the time (breaker.State), so that an open breaker whose
 // open duration has passed becomes half-open, and reports it, without waiting for traffic. Run
 // calls it every second; callers with their own loop may call it instead.
@@ -397,46 +326,4 @@ func (g *Gateway) BreakerStates() []BreakerEvent {
 		out = append(out, ev)
 	}
 	return out
-}
-
-// errNoConfig answers requests before the first snapshot.
-var errNoConfig = errors.New("the gateway has no configuration yet")
-
-// upstreamTransport is the built-in transport: net/http's Transport, or the lean client over it.
-type upstreamTransport interface {
-	http.RoundTripper
-	CloseIdleConnections()
-}
-
-// newTransport builds the shared transport to the endpoints: keep-alive connections reused across
-// requests, sized for a proxy (many idle connections per endpoint), no proxy from the environment,
-// no transparent compression (the client's Accept-Encoding passes through), and every dial checked
-// by the dial guard on the resolved address. With UpstreamClientFast, the lean client (h1Client)
-// sends what it can and net/http's Transport the rest, both through the same dialer.
-func newTransport(o Options) upstreamTransport {
-	d := &dialer{
-		localDev: o.LocalDev,
-		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
-		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
-	}
-	tr := newNetHTTPTransport(o, d)
-	if o.UpstreamClient == UpstreamClientNetHTTP {
-		return tr
-	}
-	return newH1Client(d.DialContext, tr, o.MaxIdleConnsPerHost)
-}
-
-func newNetHTTPTransport(o Options, d *dialer) *http.Transport {
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           0, // no global cap: MaxIdleConnsPerHost bounds each endpoint
-		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
-		IdleConnTimeout:        90 * time.Second,
-		ExpectContinueTimeout:  1 * time.Second,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
-	}
 }

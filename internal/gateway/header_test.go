@@ -83,24 +83,6 @@ func TestOutboundHeader(t *testing.T) {
 	}
 }
 
-func TestParseMemoryLimit(t *testing.T) {
-	for in, want := range map[string]int64{"off": 0, "0": 0, "512MiB": 512 << 20, "2GiB": 2 << 30, "1024": 1024,
-		"64Mi": 64 << 20, "10KB": 10 << 10, "7B": 7} {
-		got, err := ParseMemoryLimit(in)
-		if err != nil || got != want {
-			t.Errorf("ParseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"-1", "lots", "5XB", "1e9"} {
-		if _, err := ParseMemoryLimit(in); err == nil {
-			t.Errorf("ParseMemoryLimit(%q): no error", in)
-		}
-	}
-	if _, err := ParseMemoryLimit("auto"); err != nil {
-		t.Errorf("auto: %v", err)
-	}
-}
-
 // The framing a client sees is the upstream's: a known length stays a Content-Length whatever its
 // size (the gateway leaves small ones to net/http's server, which sends the same value), HEAD keeps
 // the upstream's Content-Length, 204 has none, and a body of unknown length stays chunked.

@@ -135,7 +135,7 @@ func newGW(t testing.TB, o Options, mem http.RoundTripper, s *snapshot.Snapshot)
 	}
 	t.Cleanup(g.Close)
 	if s != nil {
-		if err := g.Apply(s); err != nil {
+		if err := g.Apply(encoded(s)); err != nil {
 			t.Fatalf("Apply: %v", err)
 		}
 	}
@@ -232,4 +232,17 @@ func newServer(t testing.TB, h http.Handler) string {
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s.URL
+}
+
+// encoded is snapshot.Encode for tests, whose snapshots always encode; nil stays nil, for Apply to
+// refuse.
+func encoded(s *snapshot.Snapshot) *snapshot.Encoded {
+	if s == nil {
+		return nil
+	}
+	e, err := snapshot.Encode(s)
+	if err != nil {
+		panic(err)
+	}
+	return e
 }

@@ -63,7 +63,7 @@ func TestMemoryPerService(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	g := newGW(t, Options{}, newMem(), nil)
-	if err := g.ApplyEncoded(e); err != nil {
+	if err := g.Apply(e); err != nil {
 		t.Fatal(err)
 	}
 	runtime.GC()

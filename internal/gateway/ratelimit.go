@@ -83,6 +83,14 @@ func pathUnder(path, prefix string) bool {
 	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
+// rateHeaders are the values of the rate-limit response headers, for the matching limit with the
+// fewest tokens left.
+type rateHeaders struct {
+	limit     *limitEntry
+	remaining int64
+	reset     int64
+}
+
 // rateLimitStage takes a token from every limit matching the request, all or nothing.
 type rateLimitStage struct {
 	next   stage
@@ -180,7 +188,7 @@ func (s *rateLimitStage) serve(ctx context.Context, x *exchange) (*http.Response
 		ip    netip.Addr
 		ipSet bool
 	)
-	buf := x.keyBuf[:0]
+	buf := x.mem.keyBuf[:0]
 	n := 0
 	for _, l := range s.limits {
 		if !l.matches(r) {
@@ -271,7 +279,7 @@ func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimi
 func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration) error {
 	l.rejected.Inc()
 	ra := ceilSeconds(after)
-	x.rl, x.rlRemaining, x.rlReset = l, 0, ra
+	x.rate.limit, x.rate.remaining, x.rate.reset = l, 0, ra
 	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: l.msg}
 }
 
@@ -288,11 +296,11 @@ func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratel
 	if best < 0 {
 		return
 	}
-	x.rl = which[best]
-	x.rlRemaining = int64(tokens)
-	x.rlReset = 0
+	x.rate.limit = which[best]
+	x.rate.remaining = int64(tokens)
+	x.rate.reset = 0
 	if d := rs[best].Bucket().NextToken(now); d > 0 {
-		x.rlReset = int64(math.Ceil(d.Seconds()))
+		x.rate.reset = int64(math.Ceil(d.Seconds()))
 	}
 }
 
@@ -303,91 +311,6 @@ func ceilSeconds(d time.Duration) int64 {
 		s++
 	}
 	return max(s, 1)
-}
-
-// ipResolver finds the client address a request is keyed by.
-type ipResolver struct {
-	trusted []netip.Prefix
-	v6bits  int
-}
-
-// clientIP returns the client of r: the peer, or, when the peer is a trusted proxy, the rightmost
-// address of X-Forwarded-For that is not a trusted proxy (the leftmost when all are). An IPv6
-// client is reduced to its v6bits prefix. A missing or malformed address yields the zero Addr (one
-// shared key), and a malformed X-Forwarded-For hop stops the walk at the last good address.
-func (c *ipResolver) clientIP(r *http.Request) netip.Addr {
-	peer := parseHop(r.RemoteAddr)
-	if !peer.IsValid() || !c.isTrusted(peer) {
-		return c.mask(peer)
-	}
-	addr := peer
-	vals := r.Header["X-Forwarded-For"]
-	for i := len(vals) - 1; i >= 0; i-- {
-		v := vals[i]
-		for v != "" {
-			hop := v
-			if j := strings.LastIndexByte(v, ','); j >= 0 {
-				hop, v = v[j+1:], v[:j]
-			} else {
-				v = ""
-			}
-			hop = strings.TrimSpace(hop)
-			if hop == "" {
-				continue
-			}
-			a := parseHop(hop)
-			if !a.IsValid() {
-				return c.mask(addr)
-			}
-			if !c.isTrusted(a) {
-				return c.mask(a)
-			}
-			addr = a
-		}
-	}
-	return c.mask(addr)
-}
-
-// parseHop reads "ip", "ip:port" or "[ipv6]:port".
-func parseHop(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	return netip.Addr{}
-}
-
-func (c *ipResolver) isTrusted(a netip.Addr) bool {
-	for _, p := range c.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *ipResolver) mask(a netip.Addr) netip.Addr {
-	if a.Is6() && c.v6bits > 0 && c.v6bits < 128 {
-		if p, err := a.Prefix(c.v6bits); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}
-
-// appendIP appends an address as a key part: a tag byte then 0, 4 or 16 bytes.
-func appendIP(b []byte, a netip.Addr) []byte {
-	switch {
-	case a.Is4():
-		v := a.As4()
-		return append(append(b, 4), v[:]...)
-	case a.Is6():
-		v := a.As16()
-		return append(append(b, 6), v[:]...)
-	}
-	return append(b, 0)
 }
 
 // logThrottle lets one log line through per second.

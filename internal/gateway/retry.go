@@ -19,12 +19,9 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,102 +30,8 @@ import (
 	"resilience.dev/operator/internal/patterns/budget"
 	"resilience.dev/operator/internal/patterns/clock"
 	"resilience.dev/operator/internal/patterns/codes"
-	"resilience.dev/operator/internal/patterns/hedge"
 	"resilience.dev/operator/internal/snapshot"
 )
-
-// singleStage sends the request once: the chain of a port without a RetryPolicy.
-type singleStage struct{ next tryStage }
-
-func (s *singleStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
-	return x.runTry(ctx, s.next, x.now)
-}
-
-// timeoutStage is the RetryPolicy's overall timeout: from the moment the request passes the rate
-// limit until its response headers. When it passes first, every try still running is cancelled and
-// the client gets 504 at once. After the headers, a body that stalls (no byte for the same
-// duration while the gateway waits for one) is cut, resetting the client's stream.
-type timeoutStage struct {
-	next stage
-	d    time.Duration
-	clk  clock.Clock
-	msg  string
-}
-
-func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
-	tctx, cancel := context.WithCancelCause(ctx)
-	x.deadline = x.now.Add(s.d)
-	tm := afterFunc(s.clk, s.d, func() { cancel(errOverallTimeout) })
-	resp, err := s.next.serve(tctx, x)
-	if !tm.Stop() {
-		if resp != nil {
-			_ = resp.Body.Close()
-		}
-		cancel(nil)
-		return nil, &gwError{kind: kindTimeout, msg: s.msg}
-	}
-	if err != nil {
-		cancel(nil)
-		return nil, err
-	}
-	sb := &x.stall
-	sb.rc, sb.cancel, sb.clk, sb.d = resp.Body, cancel, s.clk, s.d
-	sb.mu.Lock()
-	sb.timer = afterFunc(s.clk, s.d, sb.check)
-	sb.mu.Unlock()
-	resp.Body = sb
-	return resp, nil
-}
-
-// stallBody cuts a response body that makes no progress for d while it is being read.
-type stallBody struct {
-	rc     io.ReadCloser
-	reads  atomic.Uint64
-	inRead atomic.Bool
-	cancel context.CancelCauseFunc
-	clk    clock.Clock
-	d      time.Duration
-
-	mu     sync.Mutex
-	seen   uint64
-	timer  stopper
-	closed bool
-}
-
-func (b *stallBody) Read(p []byte) (int, error) {
-	b.inRead.Store(true)
-	n, err := b.rc.Read(p)
-	b.reads.Add(1)
-	b.inRead.Store(false)
-	return n, err
-}
-
-func (b *stallBody) check() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return
-	}
-	r := b.reads.Load()
-	if r == b.seen && b.inRead.Load() {
-		b.cancel(errStalled)
-		return
-	}
-	b.seen = r
-	b.timer = afterFunc(b.clk, b.d, b.check)
-}
-
-func (b *stallBody) Close() error {
-	b.mu.Lock()
-	b.closed = true
-	if b.timer != nil {
-		b.timer.Stop()
-	}
-	b.mu.Unlock()
-	err := b.rc.Close()
-	b.cancel(nil)
-	return err
-}
 
 // Indexes of the retry reasons, for metrics.
 const (
@@ -214,18 +117,13 @@ func (g *Gateway) newRetryStage(next tryStage, pr *portRoute, r *snapshot.Retry,
 	return s, nil
 }
 
-// safeMethod reports whether hedging may send copies of a request with this method.
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
 func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
 	r := x.in
 	now := x.now
 	s.budget.Request(now)
 	idempotent := slices.Contains(s.methods, r.Method) ||
 		((r.Method == http.MethodPost || r.Method == http.MethodPatch) && r.Header.Get("Idempotency-Key") != "")
-	hedging := s.maxHedges > 0 && x.replayable && safeMethod(r.Method)
+	hedging := s.maxHedges > 0 && x.body.replayable && safeMethod(r.Method)
 	seq := s.backoff.Start(s.rand)
 	tries := 0
 	for {
@@ -240,7 +138,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 			tries++
 		}
 		why := s.reason(resp, err)
-		if why < 0 || tries >= s.maxAttempts || !x.replayable || ctx.Err() != nil ||
+		if why < 0 || tries >= s.maxAttempts || !x.body.replayable || ctx.Err() != nil ||
 			(!idempotent && why != retryConnect) {
 			return resp, err
 		}
@@ -279,32 +177,6 @@ func (s *retryStage) fits(ra time.Duration, x *exchange, now time.Time) bool {
 		return ra < x.deadline.Sub(now)
 	}
 	return ra <= s.backoffMax
-}
-
-// hedged runs one round of tries with hedging: a copy goes to another endpoint each hedge delay
-// without a good response, within maxHedges, the attempts left and the retry budget. It returns the
-// response picked, the number of tries started and the error.
-func (s *retryStage) hedged(ctx context.Context, x *exchange, tries int, now time.Time) (*http.Response, int, error) {
-	p := hedge.Policy{
-		Delay:     s.hedgeDelay,
-		MaxHedges: min(s.maxHedges, s.maxAttempts-tries-1),
-		MayHedge: func() bool {
-			if !s.budget.AllowRetry(s.clk.Now()) {
-				s.skipHedge.Inc()
-				return false
-			}
-			s.hedgesTotal.Inc()
-			return true
-		},
-	}
-	call := func(cctx context.Context, attempt int) (*http.Response, error) {
-		at := now
-		if attempt > 0 {
-			at = s.clk.Now()
-		}
-		return x.runTry(cctx, s.next, at)
-	}
-	return hedge.Do(ctx, s.clk, p, call, s.good, discardResponse)
 }
 
 // good reports whether a try's result ends hedging: a response whose status is not retryable.

@@ -361,7 +361,7 @@ func TestRetryBudgetAndRejections(t *testing.T) {
 	p.CircuitBreaker.FailureStatusCodes = []string{"503"}
 	p.RateLimit = rateLimit(limit("one", 1, time.Hour, 1))
 	tries.Store(0)
-	if err := g.Apply(snap(2, p)); err != nil {
+	if err := g.Apply(encoded(snap(2, p))); err != nil {
 		t.Fatal(err)
 	}
 	rec := get(g, "http://api.shop/")

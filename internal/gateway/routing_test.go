@@ -121,7 +121,7 @@ func TestNotReadyBeforeFirstSnapshot(t *testing.T) {
 	if rec := get(g, "http://api.shop/"); rec.Code != 503 {
 		t.Fatalf("got %d, want 503", rec.Code)
 	}
-	if err := g.Apply(snap(1, port(ep(1)))); err != nil {
+	if err := g.Apply(encoded(snap(1, port(ep(1))))); err != nil {
 		t.Fatal(err)
 	}
 	if !g.Ready() || g.Version() != 1 {

@@ -18,18 +18,11 @@ package gateway
 
 import (
 	"fmt"
-	"maps"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"resilience.dev/operator/internal/patterns/budget"
-	"resilience.dev/operator/internal/patterns/bulkhead"
-	"resilience.dev/operator/internal/patterns/ratelimit"
-	"resilience.dev/operator/internal/patterns/waitqueue"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -56,72 +49,6 @@ type serviceRoute struct {
 
 	enc   string      // the Service's encoding in the snapshot it was built from
 	state *regEntries // the state its routes use, carried into the next table with the route
-}
-
-// keyedEntry is one entry of a registry map.
-type keyedEntry[T any] struct {
-	key string
-	v   T
-}
-
-// regEntries are the registry entries of one Service's routes, compact: a route kept by the next
-// table brings them into that table's registry, as building it again would.
-type regEntries struct {
-	limits    []keyedEntry[*limitState]
-	breakers  []keyedEntry[*breakerState]
-	metas     []breakerMeta // of breakers, one each
-	bulkheads []keyedEntry[*bulkhead.Bulkhead]
-	budgets   []keyedEntry[*budget.Budget]
-	queues    []keyedEntry[*waitqueue.Queue]
-}
-
-func entriesOf[T any](m map[string]T) []keyedEntry[T] {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make([]keyedEntry[T], 0, len(m))
-	for k, v := range m {
-		out = append(out, keyedEntry[T]{k, v})
-	}
-	return out
-}
-
-func putEntries[T any](m map[string]T, es []keyedEntry[T]) {
-	for _, e := range es {
-		m[e.key] = e.v
-	}
-}
-
-// entries lists the entries of r (a registry holding one Service's state).
-func (r *registry) entries() *regEntries {
-	e := &regEntries{limits: entriesOf(r.limitMap), breakers: entriesOf(r.breakerMap),
-		bulkheads: entriesOf(r.bulkheadMap), budgets: entriesOf(r.budgetMap), queues: entriesOf(r.queueMap)}
-	for _, b := range e.breakers {
-		e.metas = append(e.metas, r.metas[b.v])
-	}
-	return e
-}
-
-// add puts e into r.
-func (r *registry) add(e *regEntries) {
-	putEntries(r.limitMap, e.limits)
-	putEntries(r.breakerMap, e.breakers)
-	for i, b := range e.breakers {
-		r.metas[b.v] = e.metas[i]
-	}
-	putEntries(r.bulkheadMap, e.bulkheads)
-	putEntries(r.budgetMap, e.budgets)
-	putEntries(r.queueMap, e.queues)
-}
-
-// clone copies r's maps (not its metas or list).
-func (r *registry) clone() *registry {
-	c := newRegistry()
-	if r != nil {
-		c.limitMap, c.breakerMap = maps.Clone(r.limitMap), maps.Clone(r.breakerMap)
-		c.bulkheadMap, c.budgetMap, c.queueMap = maps.Clone(r.bulkheadMap), maps.Clone(r.budgetMap), maps.Clone(r.queueMap)
-	}
-	return c
 }
 
 // port returns the route of port p, or, without a port in the request, of the Service's only port
@@ -156,116 +83,6 @@ type portRoute struct {
 
 	latency    prometheus.Observer
 	noEndpoint prometheus.Counter
-}
-
-// limitState is the bucket, or keyed buckets, of one limit.
-type limitState struct {
-	bucket *ratelimit.Bucket
-	keyed  *ratelimit.Keyed
-}
-
-// registry holds the pattern state of one table, by state key (the compiler's StateKey plus the
-// parameters the gateway builds the state from). A new table takes over the entries of the old one
-// whose keys it still has; the others are dropped with the old table.
-type registry struct {
-	limitMap    map[string]*limitState
-	breakerMap  map[string]*breakerState
-	bulkheadMap map[string]*bulkhead.Bulkhead
-	budgetMap   map[string]*budget.Budget
-	queueMap    map[string]*waitqueue.Queue
-	breakerList []*breakerState // sorted by key
-	metas       map[*breakerState]breakerMeta
-}
-
-// commit gives every breaker of r the names of r's snapshot; Apply calls it once r is in force.
-func (r *registry) commit() {
-	for bs, m := range r.metas {
-		bs.meta.Store(&m)
-	}
-}
-
-func newRegistry() *registry {
-	return &registry{
-		limitMap:    map[string]*limitState{},
-		breakerMap:  map[string]*breakerState{},
-		bulkheadMap: map[string]*bulkhead.Bulkhead{},
-		budgetMap:   map[string]*budget.Budget{},
-		queueMap:    map[string]*waitqueue.Queue{},
-		metas:       map[*breakerState]breakerMeta{},
-	}
-}
-
-// The accessors read a nil registry (before the first table) as an empty one.
-func (r *registry) limits() map[string]*limitState {
-	if r == nil {
-		return nil
-	}
-	return r.limitMap
-}
-
-func (r *registry) breakers() map[string]*breakerState {
-	if r == nil {
-		return nil
-	}
-	return r.breakerMap
-}
-
-func (r *registry) bulkheads() map[string]*bulkhead.Bulkhead {
-	if r == nil {
-		return nil
-	}
-	return r.bulkheadMap
-}
-
-func (r *registry) budgets() map[string]*budget.Budget {
-	if r == nil {
-		return nil
-	}
-	return r.budgetMap
-}
-
-func (r *registry) queues() map[string]*waitqueue.Queue {
-	if r == nil {
-		return nil
-	}
-	return r.queueMap
-}
-
-// reuse returns the state under key in next, else takes it over from prev, else creates it.
-func reuse[T any](prev, next map[string]T, key string, create func() (T, error)) (T, error) {
-	if v, ok := next[key]; ok {
-		return v, nil
-	}
-	if v, ok := prev[key]; ok {
-		next[key] = v
-		return v, nil
-	}
-	v, err := create()
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	next[key] = v
-	return v, nil
-}
-
-// dropUnused forgets the breakers of r that keep does not hold: their events stop and their gauge
-// series go (unless a breaker of keep has the same labels). The other state needs nothing: it is
-// garbage once no table holds it.
-func (r *registry) dropUnused(keep *registry, m *metrics) {
-	labels := map[string]bool{}
-	for _, b := range keep.breakers() {
-		labels[strings.Join(b.labels, "\x00")] = true
-	}
-	for k, b := range r.breakerMap {
-		if _, ok := keep.breakers()[k]; ok {
-			continue
-		}
-		b.dropped.Store(true)
-		if !labels[strings.Join(b.labels, "\x00")] {
-			m.breakerState.DeleteLabelValues(b.labels...)
-		}
-	}
 }
 
 // build makes the routing table of snapshot e, taking over from old the routes of the Services whose
@@ -325,75 +142,4 @@ func (g *Gateway) build(e *snapshot.Encoded, old *table) (*table, error) {
 	}
 	slices.SortFunc(reg.breakerList, func(a, b *breakerState) int { return strings.Compare(a.key, b.key) })
 	return t, nil
-}
-
-// buildPort assembles the chain of one Service port, in the contract's order.
-func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *registry) (*portRoute, error) {
-	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
-	seen := map[string]bool{}
-	for _, e := range p.Endpoints {
-		if e.HandMade && !g.opts.AllowHandMadeEndpoints {
-			continue
-		}
-		hp := e.HostPort()
-		if seen[hp] {
-			continue
-		}
-		seen[hp] = true
-		pr.eps = append(pr.eps, &endpoint{hostPort: hp, idx: len(pr.eps)})
-	}
-	pr.bal = balancer{eps: pr.eps}
-
-	var inner tryStage = &upstream{g: g, route: pr}
-	if r := p.Retry; r != nil && r.PerTryTimeout > 0 {
-		inner = &perTryStage{next: inner, d: r.PerTryTimeout.D(), clk: g.clk}
-		pr.tryTimeoutMsg = "no response within the per-try timeout of " + r.PerTryTimeout.D().String()
-	}
-	if cb := p.CircuitBreaker; cb != nil {
-		var err error
-		if inner, err = g.newBreakerStages(inner, pr, cb, prev, reg); err != nil {
-			return nil, err
-		}
-	}
-	var outer stage
-	if r := p.Retry; r != nil {
-		rs, err := g.newRetryStage(inner, pr, r, prev, reg)
-		if err != nil {
-			return nil, err
-		}
-		outer = rs
-		pr.hasRetry = true
-		pr.replay = r.MaxAttempts > 1
-		if r.Timeout > 0 {
-			outer = &timeoutStage{next: outer, d: r.Timeout.D(), clk: g.clk,
-				msg: "no response within the timeout of " + r.Timeout.D().String()}
-		}
-	} else {
-		outer = &singleStage{next: inner}
-	}
-	if rl := p.RateLimit; rl != nil {
-		var err error
-		if outer, err = g.newRateLimitStage(outer, pr, rl, prev, reg); err != nil {
-			return nil, err
-		}
-	}
-	pr.chain = outer
-	return pr, nil
-}
-
-// passThrough is the route of an unmanaged in-cluster Service, when pass-through is allowed: no
-// policy, one endpoint that is the Service's DNS name (resolved and checked by the dial guard).
-// Its metrics use empty namespace and service labels, as the host is the client's choice.
-func (g *Gateway) passThrough(t *table, tg target) *portRoute {
-	port := tg.port
-	if !tg.hasPort {
-		port = 80
-	}
-	sr := &serviceRoute{ns: tg.namespace, name: tg.service, counters: g.unrouted}
-	pr := &portRoute{svc: sr, port: port, label: tg.namespace + "/" + tg.service,
-		latency: g.passLatency, noEndpoint: g.passNoEndpoint}
-	host := tg.service + "." + tg.namespace + ".svc." + g.domain
-	pr.chain = &singleStage{next: &upstream{g: g, route: pr,
-		fixed: &endpoint{hostPort: net.JoinHostPort(host, strconv.Itoa(int(port))), idx: 64}}}
-	return pr
 }

@@ -39,13 +39,7 @@ const (
 
 // exceptions are the files and functions allowed past the bounds, each with its reason. Keys are
 // paths from the repository root, or path:function.
-var exceptions = map[string]string{
-	"cmd/gateway/main.go:run":             "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/breaker.go":         "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/h1client.go":        "over the bound before the redesign of issue 11, which splits it",
-	"internal/gateway/serve.go":           "over the bound before the redesign of issue 11, which splits it",
-	"internal/patterns/hedge/hedge.go:Do": "over the bound before the redesign of issue 11, which splits it",
-}
+var exceptions = map[string]string{}
 
 // root is the repository root, two levels above this package.
 const root = "../.."

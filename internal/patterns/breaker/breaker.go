@@ -46,6 +46,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"resilience.dev/operator/internal/patterns/window"
 )
 
 // State is a breaker's state.
@@ -135,7 +137,7 @@ type era struct {
 	openUntil time.Time // Open
 
 	consec        atomic.Int64 // Closed, consecutive mode
-	total, failed ring         // Closed, ratio mode
+	total, failed window.Ring  // Closed, ratio mode
 	inflight, oks atomic.Int32 // HalfOpen: probes in flight, probe successes
 }
 
@@ -215,8 +217,8 @@ func validate(cfg *Config) error {
 func (b *Breaker) newEra(s State, now time.Time) *era {
 	e := &era{b: b, state: s, start: now}
 	if s == Closed && b.ratio != nil {
-		e.total = make(ring, b.ratio.Buckets)
-		e.failed = make(ring, b.ratio.Buckets)
+		e.total = window.New(b.ratio.Buckets)
+		e.failed = window.New(b.ratio.Buckets)
 	}
 	return e
 }
@@ -306,16 +308,16 @@ func (p Permit) end(now time.Time, failed, slow bool) {
 			}
 			return
 		}
-		epoch := uint64(max(now.Sub(e.start), 0) / b.width)
-		e.total.add(epoch)
+		epoch := window.Epoch(e.start, now, b.width)
+		e.total.Add(epoch)
 		if failed {
-			e.failed.add(epoch)
+			e.failed.Add(epoch)
 		}
-		f := e.failed.sum(epoch)
+		f := e.failed.Sum(epoch)
 		if f == 0 {
 			return
 		}
-		if t := e.total.sum(epoch); t >= uint64(b.ratio.MinimumRequests) && f*100 >= t*uint64(b.ratio.Percent) && b.cur.Load() == e {
+		if t := e.total.Sum(epoch); t >= uint64(b.ratio.MinimumRequests) && f*100 >= t*uint64(b.ratio.Percent) && b.cur.Load() == e {
 			b.move(e, Open, now, fmt.Sprintf("%d of %d calls failed in the last %v (threshold %d%%)", f, t, b.ratio.Window, b.ratio.Percent))
 		}
 	case HalfOpen:
@@ -394,44 +396,4 @@ func (b *Breaker) openFor(streak int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.maxOpen)
-}
-
-// ring counts events in a sliding window of buckets without locks. Each bucket is one word: the
-// low 32 bits of its epoch (bucket index since the era began) above a 32-bit count, so that moving
-// a bucket to a new epoch and counting in it is a single compare-and-swap, and counting in the
-// current one a single atomic add. Epochs compare by serial-number arithmetic; a bucket left
-// untouched for 2^31 bucket widths may be mistaken for a current one.
-type ring []atomic.Uint64
-
-// add counts one event at epoch e. A bucket already moved to a later epoch by a caller whose now is
-// later takes the event as it is.
-func (r ring) add(e uint64) {
-	w := &r[e%uint64(len(r))]
-	tag := uint32(e)
-	for {
-		old := w.Load()
-		if oldTag, n := uint32(old>>32), uint32(old); int32(tag-oldTag) <= 0 {
-			if n != math.MaxUint32 {
-				w.Add(1)
-			}
-			return
-		}
-		if w.CompareAndSwap(old, uint64(tag)<<32|1) {
-			return
-		}
-	}
-}
-
-// sum returns the events in the window ending with epoch e: buckets at most len-1 epochs older
-// (or newer, written by callers whose now is slightly later).
-func (r ring) sum(e uint64) uint64 {
-	n := int32(len(r))
-	var total uint64
-	for i := range r {
-		w := r[i].Load()
-		if d := int32(uint32(e) - uint32(w>>32)); d > -n && d < n {
-			total += uint64(uint32(w))
-		}
-	}
-	return total
 }

@@ -40,9 +40,10 @@ package budget
 
 import (
 	"fmt"
-	"math"
 	"sync/atomic"
 	"time"
+
+	"resilience.dev/operator/internal/patterns/window"
 )
 
 // Config describes a retry budget. The contract's defaults are Percent 20, MinRetriesPerSecond 10,
@@ -64,10 +65,10 @@ const (
 // Budget is a retry budget. Create it with New.
 type Budget struct {
 	start    time.Time
-	width    int64 // bucket width in ns
+	width    time.Duration // of a bucket
 	percent  uint64
-	requests ring
-	retries  ring // percent-admitted retries only
+	requests window.Ring
+	retries  window.Ring // percent-admitted retries only
 
 	interval  int64 // floor: ns per token; 0 when there is no floor
 	tolerance int64 // floor: burst*interval
@@ -91,10 +92,10 @@ func New(cfg Config, start time.Time) (*Budget, error) {
 	}
 	b := &Budget{
 		start:    start,
-		width:    int64(cfg.Window) / int64(cfg.Buckets),
+		width:    cfg.Window / time.Duration(cfg.Buckets),
 		percent:  uint64(cfg.Percent),
-		requests: newRing(cfg.Buckets),
-		retries:  newRing(cfg.Buckets),
+		requests: window.New(cfg.Buckets),
+		retries:  window.New(cfg.Buckets),
 	}
 	if cfg.MinRetriesPerSecond > 0 {
 		b.interval = int64(time.Second) / int64(cfg.MinRetriesPerSecond)
@@ -105,7 +106,7 @@ func New(cfg Config, start time.Time) (*Budget, error) {
 
 // Request records one request to the target (a client request, not a try) at now.
 func (b *Budget) Request(now time.Time) {
-	b.requests.add(b.epoch(now))
+	b.requests.Add(b.epoch(now))
 }
 
 // AllowRetry reports whether one more retry (or hedge) may be sent at now, and if so records it.
@@ -113,23 +114,23 @@ func (b *Budget) AllowRetry(now time.Time) bool {
 	e := b.epoch(now)
 	// Count the retry first, then check, and take it back if over: concurrent callers can then
 	// never both slip under the limit.
-	w, tag := b.retries.add(e)
-	if b.retries.sum(e)*100 <= b.requests.sum(e)*b.percent {
+	m := b.retries.Add(e)
+	if b.retries.Sum(e)*100 <= b.requests.Sum(e)*b.percent {
 		return true
 	}
-	undo(w, tag)
+	window.Undo(m)
 	return b.takeFloor(b.elapsed(now))
 }
 
 // Counts returns the requests and percent-admitted retries in the window at now, for metrics.
 func (b *Budget) Counts(now time.Time) (requests, retries uint64) {
 	e := b.epoch(now)
-	return b.requests.sum(e), b.retries.sum(e)
+	return b.requests.Sum(e), b.retries.Sum(e)
 }
 
 func (b *Budget) elapsed(now time.Time) int64 { return max(int64(now.Sub(b.start)), 0) }
 
-func (b *Budget) epoch(now time.Time) uint64 { return uint64(b.elapsed(now) / b.width) }
+func (b *Budget) epoch(now time.Time) uint64 { return window.Epoch(b.start, now, b.width) }
 
 // takeFloor takes a token from the floor bucket, kept as a GCRA theoretical arrival time (tat, in ns
 // since start): a token is free when taking it leaves tat at most burst intervals ahead of now.
@@ -147,62 +148,4 @@ func (b *Budget) takeFloor(now int64) bool {
 			return true
 		}
 	}
-}
-
-// ring counts events in a sliding window of buckets without locks. Each bucket is one word: the
-// low 32 bits of its epoch (bucket index since start) above a 32-bit count, so that moving a bucket
-// to a new epoch and counting in it is a single compare-and-swap, and counting in the current one a
-// single atomic add. Epochs compare by serial-number arithmetic; a bucket left untouched for 2^31
-// bucket widths may be mistaken for a current one.
-type ring []atomic.Uint64
-
-func newRing(n int) ring { return make(ring, n) }
-
-// add counts one event at epoch e and returns the bucket and the epoch tag it was counted under. A
-// bucket already moved to a later epoch by a caller whose now is later takes the event as it is.
-func (r ring) add(e uint64) (*atomic.Uint64, uint32) {
-	w := &r[e%uint64(len(r))]
-	tag := uint32(e)
-	for {
-		old := w.Load()
-		oldTag, n := uint32(old>>32), uint32(old)
-		if int32(tag-oldTag) <= 0 { // same or later epoch: count in it
-			if n == math.MaxUint32 {
-				return w, oldTag
-			}
-			// An add cannot fail under contention, unlike a compare-and-swap; should the bucket
-			// move to a new epoch meanwhile, the event counts there, as for a late caller.
-			return w, uint32((w.Add(1) - 1) >> 32)
-		}
-		if w.CompareAndSwap(old, uint64(tag)<<32|1) {
-			return w, tag
-		}
-	}
-}
-
-// undo takes back an event that add counted in w under tag, unless the bucket moved on.
-func undo(w *atomic.Uint64, tag uint32) {
-	for {
-		old := w.Load()
-		if uint32(old>>32) != tag || uint32(old) == 0 {
-			return
-		}
-		if w.CompareAndSwap(old, old-1) {
-			return
-		}
-	}
-}
-
-// sum returns the events in the window ending with epoch e: buckets at most len-1 epochs older
-// (or newer, written by callers whose now is slightly later).
-func (r ring) sum(e uint64) uint64 {
-	n := int32(len(r))
-	var total uint64
-	for i := range r {
-		w := r[i].Load()
-		if d := int32(uint32(e) - uint32(w>>32)); d > -n && d < n {
-			total += uint64(uint32(w))
-		}
-	}
-	return total
 }

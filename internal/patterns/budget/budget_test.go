@@ -172,22 +172,6 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestRingEpochWrap(t *testing.T) {
-	t.Parallel()
-	// Epochs are kept modulo 2^32: counting must go on across the wrap.
-	r := newRing(10)
-	base := uint64(math.MaxUint32 - 3)
-	for e := base; e < base+8; e++ {
-		r.add(e)
-	}
-	if got := r.sum(base + 7); got != 8 {
-		t.Errorf("sum across the 2^32 wrap = %d, want 8", got)
-	}
-	if got := r.sum(base + 7 + 10); got != 0 {
-		t.Errorf("sum a window later = %d, want 0", got)
-	}
-}
-
 // TestHammerExact runs 64 goroutines recording requests and asking for retries at one instant:
 // whatever the interleaving, the percent allowance is never exceeded, and once every request is
 // in, serial draining reaches exactly 20% of them plus the floor's burst (no lost updates).

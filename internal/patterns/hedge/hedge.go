@@ -106,29 +106,77 @@ func Do[T any](ctx context.Context, clk clock.Clock, p Policy,
 	limit := 1 + p.MaxHedges
 	// Buffered for every call, so a call's goroutine never blocks on sending its result.
 	results := make(chan outcome[T], limit)
-	cancels := make([]context.CancelFunc, 0, limit)
+	var r round[T]
+	j := judge[T]{good: good, discard: discard}
 	start := func() {
 		actx, cancel := context.WithCancel(ctx)
-		attempt := len(cancels)
-		cancels = append(cancels, cancel)
+		attempt := r.add(cancel)
 		go func() {
 			v, err := call(actx, attempt)
 			results <- outcome[T]{v: v, err: err, attempt: attempt}
 		}()
 	}
-	drop := func(o outcome[T]) {
-		if o.err == nil && discard != nil {
-			discard(o.v)
-		}
-		cancels[o.attempt]()
+	r.wait(ctx, clk, p, limit, j, start, results)
+	r.settle(ctx, j, results)
+	if r.ctxDone {
+		return zero, r.started, ctx.Err()
 	}
+	return r.picked.v, r.started, r.picked.err
+}
 
+// judge holds the caller's functions that judge and release results. They stay apart from round:
+// escape analysis does not tell one field of a struct from another, and round's results reach the
+// heap (discard), which would take the caller's good function (a method value, say) along with them.
+type judge[T any] struct {
+	good    func(T, error) bool
+	discard func(T)
+}
+
+// round is the bookkeeping of one Do: the calls started and the result picked so far. Only the
+// goroutine of Do touches it.
+type round[T any] struct {
+	// The cancel functions of the calls started, by attempt: the first ones in few, the rest in more.
+	few      [4]context.CancelFunc
+	more     []context.CancelFunc
+	started  int
+	inflight int
+
+	picked  outcome[T]
+	have    bool // picked holds a result
+	won     bool // picked was accepted by good
+	ctxDone bool
+}
+
+// add records a call started with its cancel function and returns its attempt number.
+func (r *round[T]) add(cancel context.CancelFunc) int {
+	attempt := r.started
+	if attempt < len(r.few) {
+		r.few[attempt] = cancel
+	} else {
+		r.more = append(r.more, cancel)
+	}
+	r.started++
+	r.inflight++
+	return attempt
+}
+
+// cancel cancels the context of call attempt.
+func (r *round[T]) cancel(attempt int) {
+	if attempt < len(r.few) {
+		r.few[attempt]()
+		return
+	}
+	r.more[attempt-len(r.few)]()
+}
+
+// wait starts the first call, then a hedge each Delay, and takes results until one wins, every call
+// has returned or ctx is done.
+func (r *round[T]) wait(ctx context.Context, clk clock.Clock, p Policy, limit int, j judge[T], start func(), results <-chan outcome[T]) {
 	start()
-	inflight := 1
 	var timer clock.Timer
 	var tick <-chan time.Time
 	arm := func() {
-		if len(cancels) < limit {
+		if r.started < limit {
 			timer = clk.NewTimer(p.Delay)
 			tick = timer.C()
 		} else {
@@ -136,76 +184,80 @@ func Do[T any](ctx context.Context, clk clock.Clock, p Policy,
 		}
 	}
 	arm()
-
-	var (
-		picked  outcome[T]
-		have    bool // picked holds a result
-		won     bool // picked was accepted by good
-		ctxDone bool
-	)
-	for inflight > 0 && !won && !ctxDone {
+	for r.inflight > 0 && !r.won && !r.ctxDone {
 		select {
 		case <-tick:
-			if ctx.Err() != nil {
-				ctxDone = true
-				timer, tick = nil, nil
-				break
-			}
-			if p.MayHedge != nil && !p.MayHedge() {
-				timer, tick = nil, nil
-				break
-			}
-			start()
-			inflight++
-			arm()
-		case o := <-results:
-			inflight--
 			switch {
 			case ctx.Err() != nil:
-				// A result that arrives once ctx is done never wins, so the outcome does not depend
-				// on which of the two select saw first.
-				drop(o)
-				ctxDone = true
-			case good(o.v, o.err):
-				if have {
-					drop(picked)
-				}
-				picked, have, won = o, true, true
-			case !have || better(o, picked):
-				if have {
-					drop(picked)
-				}
-				picked, have = o, true
+				r.ctxDone = true
+				timer, tick = nil, nil
+			case p.MayHedge != nil && !p.MayHedge():
+				timer, tick = nil, nil
 			default:
-				drop(o)
+				start()
+				arm()
 			}
+		case o := <-results:
+			r.inflight--
+			r.take(ctx, j, o)
 		case <-ctx.Done():
-			ctxDone = true
+			r.ctxDone = true
 		}
 	}
 	if timer != nil {
 		timer.Stop()
 	}
-	if !won && ctx.Err() != nil {
-		ctxDone = true
+}
+
+// drop releases a result Do will not return and cancels its call.
+func (r *round[T]) drop(j judge[T], o outcome[T]) {
+	if o.err == nil && j.discard != nil {
+		j.discard(o.v)
 	}
-	if ctxDone && have {
-		drop(picked)
-		have = false
+	r.cancel(o.attempt)
+}
+
+// take judges one result: it wins, replaces the bad result picked so far, or is dropped.
+func (r *round[T]) take(ctx context.Context, j judge[T], o outcome[T]) {
+	switch {
+	case ctx.Err() != nil:
+		// A result that arrives once ctx is done never wins, so the outcome does not depend on
+		// which of the two select saw first.
+		r.drop(j, o)
+		r.ctxDone = true
+	case j.good(o.v, o.err):
+		if r.have {
+			r.drop(j, r.picked)
+		}
+		r.picked, r.have, r.won = o, true, true
+	case !r.have || better(o, r.picked):
+		if r.have {
+			r.drop(j, r.picked)
+		}
+		r.picked, r.have = o, true
+	default:
+		r.drop(j, o)
 	}
-	// Cancel the losers and wait for them, so that no call outlives Do.
-	for i, cancel := range cancels {
-		if !have || i != picked.attempt {
-			cancel()
+}
+
+// settle drops the pick when ctx is done, then cancels the losers and waits for them, so that no
+// call outlives Do.
+func (r *round[T]) settle(ctx context.Context, j judge[T], results <-chan outcome[T]) {
+	if !r.won && ctx.Err() != nil {
+		r.ctxDone = true
+	}
+	if r.ctxDone && r.have {
+		r.drop(j, r.picked)
+		r.have = false
+	}
+	for i := range r.started {
+		if !r.have || i != r.picked.attempt {
+			r.cancel(i)
 		}
 	}
-	for ; inflight > 0; inflight-- {
-		drop(<-results)
+	for ; r.inflight > 0; r.inflight-- {
+		r.drop(j, <-results)
 	}
-	if ctxDone {
-		return zero, len(cancels), ctx.Err()
-	}
-	return picked.v, len(cancels), picked.err
 }
 
 // better reports whether bad result a is preferred to bad result b: a response (nil error) beats an

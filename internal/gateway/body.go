@@ -17,12 +17,88 @@ limitations under the License.
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 )
+
+// reqBody is the request body as the tries send it: buffered when it may be sent again, else
+// streamed once. upstream reads cut to tell the client's fault (a body past the limit) from the
+// endpoint's.
+type reqBody struct {
+	buf        []byte        // a buffered body, sent again by each try
+	once       io.ReadCloser // a body that can be sent once only
+	replayable bool          // tries after the first can send the body again
+
+	limit int64       // Options.MaxRequestBodyBytes; 0 for none
+	cut   atomic.Bool // the body passed limit while streaming upstream
+}
+
+// takeBody sets how the tries send the request body: not at all, streamed once (a port without
+// retries, or a body too large to keep), or buffered to be sent again.
+func (x *exchange) takeBody() error {
+	r := x.in
+	x.body.replayable = true
+	switch {
+	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
+	case !x.route.replay || r.ContentLength > MaxReplayBody:
+		x.body.once, x.body.replayable = x.limited(r.Body, 0), false
+		x.out.req.ContentLength = r.ContentLength
+	default:
+		return x.bufferBody()
+	}
+	return nil
+}
+
+// bufferBody reads a body of at most MaxReplayBody bytes so that every try can send it; a longer
+// one (of unknown length) is streamed once, what was read first.
+func (x *exchange) bufferBody() error {
+	r := x.in
+	var data []byte
+	var err error
+	if r.ContentLength > 0 {
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, data)
+	} else {
+		read := int64(MaxReplayBody)
+		if x.body.limit > 0 {
+			read = min(read, x.body.limit)
+		}
+		data, err = io.ReadAll(io.LimitReader(r.Body, read+1))
+		if err == nil && x.body.limit > 0 && int64(len(data)) > x.body.limit {
+			return tooLargeErr(-1, x.body.limit)
+		}
+	}
+	if err != nil {
+		return &gwError{kind: kindBadRequest, status: http.StatusBadRequest, msg: "could not read the request body"}
+	}
+	if len(data) > MaxReplayBody {
+		x.body.once = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(data), x.limited(r.Body, int64(len(data)))), r.Body}
+		x.body.replayable = false
+		x.out.req.ContentLength = -1
+		return nil
+	}
+	if len(data) > 0 {
+		x.body.buf = data
+		x.out.req.ContentLength = int64(len(data))
+	}
+	return nil
+}
+
+// limited returns body, cut at the body limit when it has one and its length is unknown (net/http's
+// server holds a body with a Content-Length to that length); already is how much of it was read.
+func (x *exchange) limited(body io.ReadCloser, already int64) io.ReadCloser {
+	if x.body.limit <= 0 || x.in.ContentLength >= 0 {
+		return body
+	}
+	return &limitedBody{rc: body, n: x.body.limit - already, hit: &x.body.cut}
+}
 
 // The request body limit (Options.MaxRequestBodyBytes). A Content-Length above the limit is refused
 // before the chain runs (serve), so the request takes no rate-limit token and nothing is sent

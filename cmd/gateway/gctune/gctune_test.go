@@ -14,13 +14,13 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package gateway
+package gctune
 
 import "testing"
 
 // The default percent is a ceiling while the live heap is small, then keeps the headroom at
-// DefaultGCHeadroom, never below 100.
-func TestGCPercentFor(t *testing.T) {
+// DefaultHeadroom, never below 100.
+func TestPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
 		ceiling int
@@ -31,8 +31,26 @@ func TestGCPercentFor(t *testing.T) {
 		{400, 48 * mib, 130}, {400, 64 * mib, 100}, {400, 1024 * mib, 100}, {200, 16 * mib, 200}, {100, 1024 * mib, 100},
 		{50, 1024 * mib, 50},
 	} {
-		if got := GCPercentFor(c.ceiling, c.live); got != c.want {
-			t.Errorf("GCPercentFor(%d, %d MiB) = %d, want %d", c.ceiling, c.live/mib, got, c.want)
+		if got := PercentFor(c.ceiling, c.live); got != c.want {
+			t.Errorf("PercentFor(%d, %d MiB) = %d, want %d", c.ceiling, c.live/mib, got, c.want)
 		}
+	}
+}
+
+func TestParseMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{"off": 0, "0": 0, "512MiB": 512 << 20, "2GiB": 2 << 30, "1024": 1024,
+		"64Mi": 64 << 20, "10KB": 10 << 10, "7B": 7} {
+		got, err := ParseMemoryLimit(in)
+		if err != nil || got != want {
+			t.Errorf("ParseMemoryLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "lots", "5XB", "1e9"} {
+		if _, err := ParseMemoryLimit(in); err == nil {
+			t.Errorf("ParseMemoryLimit(%q): no error", in)
+		}
+	}
+	if _, err := ParseMemoryLimit("auto"); err != nil {
+		t.Errorf("auto: %v", err)
 	}
 }
