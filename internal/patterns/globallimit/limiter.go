@@ -67,6 +67,7 @@ type Limiter struct {
 	refused  time.Time // refuse from memory until then
 	batch    int64     // current batch size, adapted to local demand
 	lastFill time.Time // when the last grant arrived
+	lastTake time.Time // when Take was last called (a keyed limit forgets idle keys)
 	inflight *refill
 
 	spawn func(func()) // runs a prefetch: a goroutine; tests run it in line to stay deterministic
@@ -99,6 +100,7 @@ func (l *Limiter) Take(ctx context.Context, n int64) Decision {
 	for {
 		l.mu.Lock()
 		now := l.clock.Now()
+		l.lastTake = now
 		l.lapse(now)
 		if l.tokens >= n {
 			l.tokens -= n
@@ -166,6 +168,13 @@ func (l *Limiter) Held() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.tokens
+}
+
+// idle reports whether the limiter can be forgotten: no Take for a Lapse, holding and owing nothing.
+func (l *Limiter) idle(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return now.Sub(l.lastTake) >= l.o.Lapse && l.tokens == 0 && l.owed == 0 && l.inflight == nil
 }
 
 // lapse moves held tokens past their deadline to owed. Called with mu held.
