@@ -104,7 +104,7 @@ type PolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Accepted and Programmed.
+	// conditions: Accepted, Programmed and Ready (True when both others are True).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

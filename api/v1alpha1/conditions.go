@@ -23,6 +23,17 @@ const (
 	// ConditionProgrammed is True when every connected gateway replica runs a snapshot that holds this
 	// policy at its current generation.
 	ConditionProgrammed = "Programmed"
+	// ConditionReady sums the other two up for tools that read one condition (kubectl wait, kstatus
+	// and Flux, Argo CD): True when Accepted and Programmed are both True; otherwise False with the
+	// reason and message of the first of them that is not True (Accepted before Programmed).
+	ConditionReady = "Ready"
+)
+
+// Reasons of the Ready condition. When it is False its reason is that of Accepted or Programmed
+// (Invalid, Conflicted, TargetNotFound, Pending, NoGateways).
+const (
+	// ReasonReady: the policy is accepted and every connected gateway replica enforces it.
+	ReasonReady = "Ready"
 )
 
 // Reasons of the Accepted condition and of status.targets entries (as Gateway API's policy conditions).

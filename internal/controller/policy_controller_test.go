@@ -64,6 +64,12 @@ func TestEveryKindAcceptedWithNoGateways(t *testing.T) {
 				prog.ObservedGeneration != tc.policy.GetGeneration() {
 				t.Errorf("Programmed = %+v, want False/NoGateways at generation %d", prog, tc.policy.GetGeneration())
 			}
+			// Ready follows the one that is not True: here Programmed.
+			ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.ReasonNoGateways ||
+				ready.ObservedGeneration != tc.policy.GetGeneration() {
+				t.Errorf("Ready = %+v, want False/NoGateways at generation %d", ready, tc.policy.GetGeneration())
+			}
 			if len(st.Targets) != 1 || !st.Targets[0].Accepted || st.Targets[0].Reason != v1alpha1.ReasonAccepted {
 				t.Errorf("targets = %+v", st.Targets)
 			}
@@ -83,6 +89,11 @@ func TestMissingServiceThenCreated(t *testing.T) {
 	cond := accepted(t, rl, metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound)
 	if !strings.Contains(cond.Message, `Service "checkout" not found`) {
 		t.Errorf("message %q does not name the missing Service", cond.Message)
+	}
+	// A refused policy is not Ready, for Accepted's reason (not Programmed's NoGateways).
+	if ready := meta.FindStatusCondition(rl.Status.Conditions, v1alpha1.ConditionReady); ready == nil ||
+		ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.ReasonTargetNotFound || !strings.Contains(ready.Message, cond.Message) {
+		t.Errorf("Ready = %+v, want False/TargetNotFound with Accepted's message", ready)
 	}
 
 	created := time.Now()

@@ -159,6 +159,7 @@ func (r *policyReconciler[T]) computeStatus(ctx context.Context, obj T) error {
 	key := snapshot.PolicyKey{Kind: r.ops.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	ok, reason, msg := r.programmed.Programmed(key, gen)
 	setProgrammed(st, gen, ok, reason, msg)
+	setReady(st, gen)
 	st.ObservedGeneration = gen
 	return nil
 }

@@ -29,10 +29,7 @@ import (
 // setAccepted sets the Accepted condition. meta.SetStatusCondition keeps LastTransitionTime unless the
 // status flips.
 func setAccepted(st *v1alpha1.PolicyStatus, gen int64, ok bool, reason, msg string) {
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionAccepted, Status: boolStatus(ok), Reason: reason,
-		Message: truncate(msg), ObservedGeneration: gen,
-	})
+	setCondition(st, v1alpha1.ConditionAccepted, gen, ok, reason, msg)
 }
 
 // setAcceptedFromTargets derives Accepted from status.targets: True when at least one target is in force;
@@ -72,9 +69,33 @@ func setAcceptedFromTargets(st *v1alpha1.PolicyStatus, gen int64) {
 
 // setProgrammed sets the Programmed condition.
 func setProgrammed(st *v1alpha1.PolicyStatus, gen int64, ok bool, reason, msg string) {
+	setCondition(st, v1alpha1.ConditionProgrammed, gen, ok, reason, msg)
+}
+
+// setReady derives Ready from Accepted and Programmed (contract section 8): True when both are True,
+// otherwise False with the reason and message of the first that is not, Accepted before Programmed,
+// since a refused policy is never programmed and its Accepted reason is the one to act on. Call it
+// after setting both.
+func setReady(st *v1alpha1.PolicyStatus, gen int64) {
+	var msgs []string
+	for _, typ := range []string{v1alpha1.ConditionAccepted, v1alpha1.ConditionProgrammed} {
+		c := meta.FindStatusCondition(st.Conditions, typ)
+		if c == nil {
+			setCondition(st, v1alpha1.ConditionReady, gen, false, v1alpha1.ReasonPending, typ+" is not reported yet")
+			return
+		}
+		if c.Status != metav1.ConditionTrue {
+			setCondition(st, v1alpha1.ConditionReady, gen, false, c.Reason, "not "+strings.ToLower(typ)+": "+c.Message)
+			return
+		}
+		msgs = append(msgs, strings.ToLower(typ)+": "+c.Message)
+	}
+	setCondition(st, v1alpha1.ConditionReady, gen, true, v1alpha1.ReasonReady, strings.Join(msgs, "; "))
+}
+
+func setCondition(st *v1alpha1.PolicyStatus, typ string, gen int64, ok bool, reason, msg string) {
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionProgrammed, Status: boolStatus(ok), Reason: reason,
-		Message: truncate(msg), ObservedGeneration: gen,
+		Type: typ, Status: boolStatus(ok), Reason: reason, Message: truncate(msg), ObservedGeneration: gen,
 	})
 }
 

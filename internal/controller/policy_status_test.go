@@ -120,6 +120,61 @@ func TestSetProgrammed(t *testing.T) {
 	}
 }
 
+// TestSetReady: Ready is True only when Accepted and Programmed are; otherwise it carries the reason
+// of the first that is not (Accepted first: a refused policy is never programmed either).
+func TestSetReady(t *testing.T) {
+	cond := func(typ string, status metav1.ConditionStatus, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}
+	}
+	acc := cond(v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted, "in force on its target")
+	prog := cond(v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed, "2/2 gateway replicas")
+	notFound := cond(v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound, "no target in force: Service a not found")
+	noGw := cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, v1alpha1.ReasonNoGateways, "no gateway replica is connected")
+	cases := []struct {
+		desc       string
+		conds      []metav1.Condition
+		wantStatus metav1.ConditionStatus
+		wantReason string
+		wantMsg    string
+	}{
+		{desc: "both True", conds: []metav1.Condition{acc, prog}, wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonReady,
+			wantMsg: "accepted: in force on its target; programmed: 2/2 gateway replicas"},
+		{desc: "refused: Accepted's reason", conds: []metav1.Condition{notFound, noGw}, wantStatus: metav1.ConditionFalse,
+			wantReason: v1alpha1.ReasonTargetNotFound, wantMsg: "not accepted: no target in force: Service a not found"},
+		{desc: "refused though programmed", conds: []metav1.Condition{prog, notFound}, wantStatus: metav1.ConditionFalse,
+			wantReason: v1alpha1.ReasonTargetNotFound, wantMsg: "not accepted: no target in force: Service a not found"},
+		{desc: "accepted, no gateways", conds: []metav1.Condition{acc, noGw}, wantStatus: metav1.ConditionFalse,
+			wantReason: v1alpha1.ReasonNoGateways, wantMsg: "not programmed: no gateway replica is connected"},
+		{desc: "accepted, pending", conds: []metav1.Condition{acc, cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, v1alpha1.ReasonPending, "1/2 gateway replicas")},
+			wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonPending, wantMsg: "not programmed: 1/2 gateway replicas"},
+		{desc: "Programmed Unknown is not ready", conds: []metav1.Condition{acc, cond(v1alpha1.ConditionProgrammed, metav1.ConditionUnknown, v1alpha1.ReasonPending, "?")},
+			wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonPending, wantMsg: "not programmed: ?"},
+		{desc: "Programmed missing", conds: []metav1.Condition{acc}, wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonPending,
+			wantMsg: "Programmed is not reported yet"},
+		{desc: "nothing yet", wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonPending, wantMsg: "Accepted is not reported yet"},
+		{desc: "a stale Ready is replaced", conds: []metav1.Condition{acc, noGw, cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "old")},
+			wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonNoGateways, wantMsg: "not programmed: no gateway replica is connected"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			st := &v1alpha1.PolicyStatus{Conditions: append([]metav1.Condition(nil), tc.conds...)}
+			setReady(st, 5)
+			c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+			if c == nil {
+				t.Fatal("no Ready condition")
+			}
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.Message != tc.wantMsg || c.ObservedGeneration != 5 {
+				t.Errorf("got %s/%s %q at generation %d; want %s/%s %q at 5", c.Status, c.Reason, c.Message, c.ObservedGeneration,
+					tc.wantStatus, tc.wantReason, tc.wantMsg)
+			}
+			if n := len(st.Conditions); n != len(tc.conds) && n != len(tc.conds)+1 {
+				t.Errorf("%d conditions after setReady, had %d", n, len(tc.conds))
+			}
+		})
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	cases := []struct {
 		desc  string
