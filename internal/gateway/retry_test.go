@@ -401,7 +401,7 @@ func TestTimeouts(t *testing.T) {
 		{desc: "per-try timeout", perTry: 50 * time.Millisecond, attempts: 1, wantAfter: 50 * time.Millisecond, wantBody: "per-try timeout of 50ms", wantAttemptsGE: 1},
 		{desc: "per-try timeouts retried, then 504", perTry: 30 * time.Millisecond, attempts: 3, wantAfter: 90 * time.Millisecond, wantBody: "per-try timeout of 30ms", wantAttemptsGE: 3},
 		{desc: "overall timeout", total: 80 * time.Millisecond, attempts: 1, wantAfter: 80 * time.Millisecond, wantBody: "timeout of 80ms", wantAttemptsGE: 1},
-		{desc: "overall timeout cuts retries", perTry: 30 * time.Millisecond, total: 100 * time.Millisecond, attempts: 10, wantAfter: 100 * time.Millisecond, wantBody: "no response within the timeout of 100ms", wantAttemptsGE: 3},
+		{desc: "overall timeout cuts retries", perTry: 30 * time.Millisecond, total: 100 * time.Millisecond, attempts: 10, wantAfter: 100 * time.Millisecond, wantBody: "no response within the timeout of 100ms", wantAttemptsGE: 2}, // about 3 on an idle machine; late timers under load leave 2
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
