@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -154,8 +155,14 @@ func TestAnyNamespace(t *testing.T) {
 		t.Errorf("the gateway's manager URL %q is not the manager's Service in %s (%v)", gw["manager-url"], ns, err)
 	}
 	service(t, docs, ns, managerApp)
-	if mgr["gateway-service-account"] != ns+"/"+gwDep.Spec.Template.Spec.ServiceAccountName || mgr["ca-secret"] != ns+"/resilience-distribution-ca" {
-		t.Errorf("manager: --gateway-service-account %s, --ca-secret %s: not in %s", mgr["gateway-service-account"], mgr["ca-secret"], ns)
+	// The CA ConfigMap the gateway pods (in ns) mount is the one the manager publishes beside its Secret.
+	gwSpec := &gwDep.Spec.Template.Spec
+	ca := mountedVolume(t, gwSpec, &gwSpec.Containers[0], path.Dir(gw["manager-ca-file"]))
+	if ca.ConfigMap == nil || mgr["ca-secret"] != ns+"/"+ca.ConfigMap.Name {
+		t.Errorf("manager --ca-secret %s: the gateway pods in %s mount another ConfigMap (%+v)", mgr["ca-secret"], ns, ca.ConfigMap)
+	}
+	if mgr["gateway-service-account"] != ns+"/"+gwSpec.ServiceAccountName {
+		t.Errorf("manager --gateway-service-account %s: the gateway runs as %s/%s", mgr["gateway-service-account"], ns, gwSpec.ServiceAccountName)
 	}
 
 	t.Run("the gateway binary dials the manager's Service in the pod's namespace", func(t *testing.T) {
