@@ -42,6 +42,7 @@ import (
 type config struct {
 	listen, healthListen, metricsListen string
 	managerURL, caFile, tokenFile       string
+	namespace                           string
 	replica, clusterDomain              string
 	handMade, localDev, passThrough     bool
 	staleBytes                          int64
@@ -58,7 +59,8 @@ func main() {
 	flag.StringVar(&c.listen, "listen", ":8080", "address for proxied traffic")
 	flag.StringVar(&c.healthListen, "health-listen", ":8081", "address for /healthz and /readyz")
 	flag.StringVar(&c.metricsListen, "metrics-listen", ":9090", "address for /metrics (Prometheus)")
-	flag.StringVar(&c.managerURL, "manager-url", "https://resilience-manager.resilience-system.svc:9443", "the manager's snapshot stream")
+	flag.StringVar(&c.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace, where the manager's Service is (unset: $POD_NAMESPACE, which the manifests set from the pod)")
+	flag.StringVar(&c.managerURL, "manager-url", "", "the manager's snapshot stream (unset: "+defaultManagerURL("<namespace>")+")")
 	flag.StringVar(&c.caFile, "manager-ca-file", "/etc/resilience/ca/ca.crt", "CA certificate that signs the manager's stream certificate")
 	flag.StringVar(&c.tokenFile, "token-file", "/var/run/secrets/resilience/token", "projected ServiceAccount token (audience "+distribution.Audience+")")
 	flag.StringVar(&c.replica, "replica", envOr("POD_NAME", host), "this replica's name, as status messages show it")
@@ -92,6 +94,9 @@ func main() {
 }
 
 func run(c config, log *slog.Logger) error {
+	if err := resolveManagerURL(&c); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -62,8 +62,9 @@ type config struct {
 	leaderElect                        bool
 	leaseDuration, renewDeadline       time.Duration
 	retryPeriod                        time.Duration
-	gatewaySA                          string // namespace/name
-	caSecret                           string // namespace/name
+	namespace                          string // the operator's own
+	gatewaySA                          string // name or namespace/name
+	caSecret                           string // name or namespace/name
 	certHosts                          string
 	writeCAFile                        string
 	replica                            string
@@ -79,9 +80,10 @@ func main() {
 	flag.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby replica waits before taking over from a leader that stopped renewing")
 	flag.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps retrying a renewal before it gives up leadership")
 	flag.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to acquire or renew the lease")
-	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-system/resilience-gateway", "namespace/name of the ServiceAccount gateways authenticate as")
-	flag.StringVar(&c.caSecret, "ca-secret", "resilience-system/resilience-distribution-ca", "namespace/name of the Secret holding the stream's CA (created when absent)")
-	flag.StringVar(&c.certHosts, "distribution-hosts", "resilience-manager.resilience-system.svc,resilience-manager.resilience-system.svc.cluster.local,localhost,127.0.0.1", "comma-separated names and IPs in the stream's serving certificate")
+	flag.StringVar(&c.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace, where names without a namespace below are resolved (unset: $POD_NAMESPACE, which the manifests set from the pod)")
+	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-gateway", "ServiceAccount gateways authenticate as: name (in --namespace) or namespace/name")
+	flag.StringVar(&c.caSecret, "ca-secret", "resilience-distribution-ca", "Secret holding the stream's CA (created when absent), with the ConfigMap of its certificate beside it: name (in --namespace) or namespace/name")
+	flag.StringVar(&c.certHosts, "distribution-hosts", "", "comma-separated names and IPs in the stream's serving certificate (unset: "+defaultHosts("<namespace>")+")")
 	host, _ := os.Hostname()
 	flag.StringVar(&c.replica, "replica", envOr("POD_NAME", host), "this manager replica's name, owner of the gateway states it shares")
 	flag.StringVar(&c.writeCAFile, "write-ca-file", "", "also write the CA certificate to this file (local mode: the gateway reads it)")
@@ -97,10 +99,9 @@ func main() {
 }
 
 func run(c config) error {
-	saNS, saName, ok1 := strings.Cut(c.gatewaySA, "/")
-	caNS, caName, ok2 := strings.Cut(c.caSecret, "/")
-	if !ok1 || !ok2 {
-		return errors.New("--gateway-service-account and --ca-secret take namespace/name")
+	saNS, saName, caNS, caName, err := resolveNamespace(&c)
+	if err != nil {
+		return err
 	}
 	mgr, err := newManager(c, caNS)
 	if err != nil {

@@ -133,7 +133,8 @@ type ManagerAddrs struct{ Metrics, Health, Stream string }
 // waits until the stream's CA has been written.
 func (s *Stack) StartManagerAs(ctx context.Context, name string, a ManagerAddrs, extraArgs ...string) error {
 	args := append([]string{"--metrics-bind-address=" + a.Metrics, "--health-probe-bind-address=" + a.Health,
-		"--distribution-bind-address=" + a.Stream, "--write-ca-file=" + s.caPath, "--replica=" + name}, extraArgs...)
+		"--distribution-bind-address=" + a.Stream, "--write-ca-file=" + s.caPath, "--replica=" + name,
+		"--namespace=" + SystemNamespace}, extraArgs...)
 	if err := s.start(name, "manager", true, args...); err != nil {
 		return err
 	}

@@ -626,8 +626,8 @@ func TestManifestsMatchBinaries(t *testing.T) {
 	docs := render(t)
 	mgrDep, gwDep := deployment(t, docs, managerApp), deployment(t, docs, gatewayApp)
 	mgrC, gwC := &mgrDep.Spec.Template.Spec.Containers[0], &gwDep.Spec.Template.Spec.Containers[0]
-	mgr := effectiveFlags(t, "manager", mgrC.Args)
-	gw := effectiveFlags(t, "gateway", gwC.Args)
+	mgr := inPod(t, mgrDep, effectiveFlags(t, "manager", mgrC.Args))
+	gw := inPod(t, gwDep, effectiveFlags(t, "gateway", gwC.Args))
 
 	if mgr["leader-elect"] != "true" {
 		t.Errorf("manager: --leader-elect is %q", mgr["leader-elect"])
@@ -960,7 +960,7 @@ func TestServerAccepts(t *testing.T) {
 	}
 
 	t.Run("the manager and a gateway work on these permissions alone", func(t *testing.T) {
-		runOnOwnRBAC(t, kubeconfig, run)
+		runOnOwnRBAC(t, kubeconfig, run, systemNS)
 	})
 }
 
@@ -968,7 +968,7 @@ func TestServerAccepts(t *testing.T) {
 // own ServiceAccount for the stream's audience, then applies the samples and waits until every
 // policy is Accepted and Programmed: the roles are not only small, they are enough. No process may
 // log a "forbidden" error.
-func runOnOwnRBAC(t *testing.T, adminKubeconfig []byte, kubectl func([]byte, ...string) (string, string, error)) {
+func runOnOwnRBAC(t *testing.T, adminKubeconfig []byte, kubectl func([]byte, ...string) (string, string, error), systemNS string) {
 	bin := binaries(t)
 	dir := t.TempDir()
 	must := func(stdin []byte, args ...string) string {
@@ -1005,7 +1005,9 @@ func runOnOwnRBAC(t *testing.T, adminKubeconfig []byte, kubectl func([]byte, ...
 	mgrMetrics, mgrHealth, mgrStream := freeAddr(t), freeAddr(t), freeAddr(t)
 	// Without --leader-elect: outside a pod, controller-runtime cannot tell the Lease's namespace
 	// (it reads it from the pod's ServiceAccount mount). The Lease permissions are asked above.
-	mgrLog := start(t, filepath.Join(bin, "manager"), []string{"KUBECONFIG=" + write("manager.kubeconfig", saKubeconfig)},
+	// POD_NAMESPACE as the manifests set it: the manager finds its CA and the gateways'
+	// ServiceAccount there.
+	mgrLog := start(t, filepath.Join(bin, "manager"), []string{"KUBECONFIG=" + write("manager.kubeconfig", saKubeconfig), "POD_NAMESPACE=" + systemNS},
 		"--metrics-bind-address="+mgrMetrics, "--health-probe-bind-address="+mgrHealth,
 		"--distribution-bind-address="+mgrStream, "--replica=deploy-test-manager")
 	until(t, "the manager ready", 60*time.Second, mgrLog, func() bool { return httpOK("http://" + mgrHealth + "/readyz") })
@@ -1018,6 +1020,7 @@ func runOnOwnRBAC(t *testing.T, adminKubeconfig []byte, kubectl func([]byte, ...
 		caPEM = out
 		return err == nil && strings.Contains(out, "BEGIN CERTIFICATE")
 	})
+	checkServingName(t, mgrStream, "resilience-manager."+systemNS+".svc", caPEM)
 	gwToken := strings.TrimSpace(must(nil, "create", "token", gatewaySA, "-n", systemNS, "--audience", distribution.Audience, "--duration=1h"))
 	gwListen, gwHealth, gwMetrics := freeAddr(t), freeAddr(t), freeAddr(t)
 	gwLog := start(t, filepath.Join(bin, "gateway"), nil,
