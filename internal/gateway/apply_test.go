@@ -274,10 +274,10 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("no resilience_gateway_%s", n)
 		}
 	}
-	if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"service": "api", "code": "503"}); v != 1 {
+	if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"target_service": "api", "code": "503"}); v != 1 {
 		t.Errorf("requests_total{api,503} = %v", v)
 	}
-	if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"service": "", "code": "403"}); v != 1 {
+	if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"target_service": "", "code": "403"}); v != 1 {
 		t.Errorf("requests_total{\"\",403} = %v", v)
 	}
 }

@@ -200,7 +200,7 @@ func TestRequestBodyLimit(t *testing.T) {
 				t.Fatalf("the next request got %d %q", resp2.StatusCode, got2)
 			}
 			if tc.wantCode == 413 {
-				if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"service": "api", "code": "413"}); v != 1 {
+				if v := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"target_service": "api", "code": "413"}); v != 1 {
 					t.Fatalf("requests_total{code=413} = %v, want 1", v)
 				}
 			}

@@ -88,7 +88,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Fatalf("upstream saw %d calls, want 3", calls.Load())
 	}
-	if v := metricValue(t, g, "resilience_gateway_circuit_breaker_state", map[string]string{"policy": "cb", "endpoint": ""}); v != 1 {
+	if v := metricValue(t, g, "resilience_gateway_circuit_breaker_state", map[string]string{"policy": "cb", "target_endpoint": ""}); v != 1 {
 		t.Fatalf("state gauge %v, want 1 (open)", v)
 	}
 	states := g.BreakerStates()

@@ -57,16 +57,20 @@ const (
 // rejection. A series that was never incremented is zero, which Prometheus reads the same as absent
 // (rate() and increase() of a series that appears are counted from its first sample). The
 // circuit_breaker_state gauge is the exception: every breaker in force exports its state at once.
+//
+// Labels that name the target carry a target_ prefix: namespace, service and endpoint are the labels
+// the Prometheus Operator (and most Kubernetes scrape configs) give to the scraped pod's own Service,
+// so unprefixed they would be overwritten or renamed to exported_* at scrape time.
 type metrics struct {
-	requests       *prometheus.CounterVec // namespace, service, code (children made on first use: codeCounters)
-	rejections     lazyCounterVec         // namespace, service, policy, limit, reason
-	dryRun         lazyCounterVec         // namespace, service, policy, limit, reason
-	breakerState   *prometheus.GaugeVec   // namespace, policy, service, port, endpoint
-	retries        lazyCounterVec         // namespace, service, reason
-	retriesSkipped lazyCounterVec         // namespace, service, reason
-	hedges         lazyCounterVec         // namespace, service
-	stale          lazyCounterVec         // namespace, service
-	latency        lazyHistogramVec       // namespace, service
+	requests       *prometheus.CounterVec // target_namespace, target_service, code (children made on first use: codeCounters)
+	rejections     lazyCounterVec         // target_namespace, target_service, policy, limit, reason
+	dryRun         lazyCounterVec         // target_namespace, target_service, policy, limit, reason
+	breakerState   *prometheus.GaugeVec   // target_namespace, policy, target_service, target_port, target_endpoint
+	retries        lazyCounterVec         // target_namespace, target_service, reason
+	retriesSkipped lazyCounterVec         // target_namespace, target_service, reason
+	hedges         lazyCounterVec         // target_namespace, target_service
+	stale          lazyCounterVec         // target_namespace, target_service
+	latency        lazyHistogramVec       // target_namespace, target_service
 	version        prometheus.Gauge
 	applyErrors    prometheus.Counter
 }
@@ -76,40 +80,40 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "requests_total",
 			Help: "Requests answered by the gateway, by target Service and status code (499: the client went away).",
-		}, []string{"namespace", "service", "code"}),
+		}, []string{"target_namespace", "target_service", "code"}),
 		rejections: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "rejections_total",
 			Help: "Requests (or tries) the gateway refused itself, by policy, limit (rate limits only) and reason.",
-		}, []string{"namespace", "service", "policy", "limit", "reason"})},
+		}, []string{"target_namespace", "target_service", "policy", "limit", "reason"})},
 		dryRun: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "dry_run_rejections_total",
 			Help: "Requests a policy in DryRun mode would have refused, by policy, limit and reason.",
-		}, []string{"namespace", "service", "policy", "limit", "reason"})},
+		}, []string{"target_namespace", "target_service", "policy", "limit", "reason"})},
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: metricPrefix + "circuit_breaker_state",
 			Help: "State of each circuit breaker: 0 closed, 1 open, 2 half-open (endpoint empty for scope Service).",
-		}, []string{"namespace", "policy", "service", "port", "endpoint"}),
+		}, []string{"target_namespace", "policy", "target_service", "target_port", "target_endpoint"}),
 		retries: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "retries_total",
 			Help: "Retries sent, by the reason of the try they replace (status, connect_error, reset, timeout).",
-		}, []string{"namespace", "service", "reason"})},
+		}, []string{"target_namespace", "target_service", "reason"})},
 		retriesSkipped: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "retries_skipped_total",
 			Help: "Retries or hedges not sent although allowed by the policy, by reason (budget_exhausted, retry_after_too_long, hedge_budget_exhausted).",
-		}, []string{"namespace", "service", "reason"})},
+		}, []string{"target_namespace", "target_service", "reason"})},
 		hedges: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "hedges_total",
 			Help: "Hedged tries sent because no response arrived within the hedge delay.",
-		}, []string{"namespace", "service"})},
+		}, []string{"target_namespace", "target_service"})},
 		stale: lazyCounterVec{prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "stale_responses_total",
 			Help: "Stale responses served while a circuit breaker was open.",
-		}, []string{"namespace", "service"})},
+		}, []string{"target_namespace", "target_service"})},
 		latency: lazyHistogramVec{prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    metricPrefix + "upstream_duration_seconds",
 			Help:    "Time from sending a try upstream to its response headers (or error).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"namespace", "service"})},
+		}, []string{"target_namespace", "target_service"})},
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: metricPrefix + "snapshot_version",
 			Help: "Version of the configuration snapshot in force.",

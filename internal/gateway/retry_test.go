@@ -499,7 +499,7 @@ func TestHedging(t *testing.T) {
 		t.Fatal("no request hedged in 40 (the slow endpoint was never drawn first)")
 	}
 	waitFor(t, "losers cancelled", func() bool { return cancelled.Load() == slowCalls.Load() })
-	if v := metricValue(t, g, "resilience_gateway_hedges_total", map[string]string{"service": "api"}); v != float64(hedged) {
+	if v := metricValue(t, g, "resilience_gateway_hedges_total", map[string]string{"target_service": "api"}); v != float64(hedged) {
 		t.Fatalf("hedges metric %v, want %d", v, hedged)
 	}
 	// POST is never hedged, however slow: with both endpoints answering after 3 hedge delays, a POST
