@@ -19,10 +19,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
+	"regexp"
 )
+
+// dnsLabel is a Namespace name (RFC 1123 label). The gateway checks it itself rather than link
+// apimachinery's validation, which would bring Kubernetes packages (and klog) into a binary that
+// otherwise has none.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // defaultManagerURL is the manager's stream through its Service (config/manager/service.yaml) in
 // the operator's namespace.
@@ -39,8 +42,8 @@ func resolveManagerURL(c *config) error {
 	if c.namespace == "" {
 		return errors.New("no --manager-url, and the operator's namespace is unknown: set POD_NAMESPACE (the manifests set it from the pod, metadata.namespace), --namespace or --manager-url")
 	}
-	if errs := validation.IsDNS1123Label(c.namespace); len(errs) > 0 {
-		return fmt.Errorf("--namespace %q: %s", c.namespace, strings.Join(errs, "; "))
+	if len(c.namespace) > 63 || !dnsLabel.MatchString(c.namespace) {
+		return fmt.Errorf("--namespace %q: not a Namespace name (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", c.namespace)
 	}
 	c.managerURL = defaultManagerURL(c.namespace)
 	return nil

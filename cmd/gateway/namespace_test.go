@@ -32,6 +32,10 @@ func TestResolveManagerURL(t *testing.T) {
 		{c: config{managerURL: "https://127.0.0.1:9443"}, want: "https://127.0.0.1:9443"},
 		{c: config{}, errWants: "POD_NAMESPACE"},
 		{c: config{namespace: "a.b"}, errWants: `--namespace "a.b"`},
+		{c: config{namespace: "-ops"}, errWants: `--namespace "-ops"`},
+		{c: config{namespace: "Ops"}, errWants: `--namespace "Ops"`},
+		{c: config{namespace: strings.Repeat("a", 64)}, errWants: "not a Namespace name"},
+		{c: config{namespace: strings.Repeat("a", 63)}, want: "https://resilience-manager." + strings.Repeat("a", 63) + ".svc:9443"},
 	} {
 		err := resolveManagerURL(&tc.c)
 		switch {
