@@ -32,7 +32,7 @@ const (
 )
 
 // Distribution says how a limit applies across gateway replicas.
-// +kubebuilder:validation:Enum=Split;PerReplica
+// +kubebuilder:validation:Enum=Split;PerReplica;Global
 type Distribution string
 
 const (
@@ -40,10 +40,29 @@ const (
 	DistributionSplit Distribution = "Split"
 	// DistributionPerReplica makes every replica enforce the whole limit.
 	DistributionPerReplica Distribution = "PerReplica"
+	// DistributionGlobal makes the limit one bucket for the whole cluster, in the shared store that
+	// the gateways' --store-url names (contract, section 7).
+	DistributionGlobal Distribution = "Global"
+)
+
+// OnStoreError says what a Global limit does while the store cannot be reached in time.
+// +kubebuilder:validation:Enum=Local;Allow;Deny
+type OnStoreError string
+
+const (
+	// OnStoreErrorLocal makes each replica enforce the limit split across the replicas, as Split does.
+	OnStoreErrorLocal OnStoreError = "Local"
+	// OnStoreErrorAllow lets the requests the limit matches pass.
+	OnStoreErrorAllow OnStoreError = "Allow"
+	// OnStoreErrorDeny refuses them with 429.
+	OnStoreErrorDeny OnStoreError = "Deny"
 )
 
 // RateLimitSpec declares token-bucket limits on the requests to its targets.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxDelay) || (has(self.onExceeded) && self.onExceeded == 'Delay')",message="maxDelay may only be set with onExceeded: Delay"
+// +kubebuilder:validation:XValidation:rule="!(has(self.onExceeded) && self.onExceeded == 'Delay') || !((has(self.distribution) && self.distribution == 'Global') || self.limits.exists(l, has(l.distribution) && l.distribution == 'Global'))",message="onExceeded: Delay cannot be combined with distribution: Global (a shared bucket cannot hold a queue's reservations)"
+// +kubebuilder:validation:XValidation:rule="!has(self.onStoreError) || (has(self.distribution) && self.distribution == 'Global') || self.limits.exists(l, has(l.distribution) && l.distribution == 'Global')",message="onStoreError may only be set when a limit has distribution: Global"
+// +kubebuilder:validation:XValidation:rule="self.limits.all(l, !has(l.onStoreError) || (has(l.distribution) ? l.distribution == 'Global' : (has(self.distribution) && self.distribution == 'Global')))",message="a limit's onStoreError needs that limit to be Global (its own distribution, or the spec's)"
 type RateLimitSpec struct {
 	// targetRefs are the Services (or Service ports) this policy applies to.
 	// +required
@@ -81,9 +100,15 @@ type RateLimitSpec struct {
 	Mode Mode `json:"mode,omitempty"`
 
 	// distribution of each limit across gateway replicas. Unset: Split for limits without a key,
-	// PerReplica for keyed limits.
+	// PerReplica for keyed limits. Global: one bucket for the whole cluster, in the shared store.
+	// A limit may set its own.
 	// +optional
 	Distribution *Distribution `json:"distribution,omitempty"`
+
+	// onStoreError is what Global limits do while the store is down or slower than its per-call
+	// budget (unset: Local). A limit may set its own.
+	// +optional
+	OnStoreError *OnStoreError `json:"onStoreError,omitempty"`
 }
 
 // Limit is one token bucket (or one per key).
@@ -129,6 +154,14 @@ type Limit struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	MaxKeys int32 `json:"maxKeys,omitempty"`
+
+	// distribution of this limit across gateway replicas, overriding the spec's.
+	// +optional
+	Distribution *Distribution `json:"distribution,omitempty"`
+
+	// onStoreError of this limit (Global only), overriding the spec's.
+	// +optional
+	OnStoreError *OnStoreError `json:"onStoreError,omitempty"`
 }
 
 // KeyPart is one part of a limit's key: exactly one of clientIP or header.

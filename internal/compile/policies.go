@@ -71,14 +71,12 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*snapshot
 		}
 		// Split divides the rate by stretching the period over the replicas (exact, no rounding) and
 		// the burst by integer division, never below one token.
-		dist := v1alpha1.DistributionSplit
-		if len(l.Key) > 0 {
-			dist = v1alpha1.DistributionPerReplica
+		dist := distributionOf(s, l)
+		if dist == v1alpha1.DistributionGlobal {
+			lim.Global = globalOf(p, s, l, lim, k)
 		}
-		if s.Distribution != nil {
-			dist = *s.Distribution
-		}
-		if dist == v1alpha1.DistributionSplit && replicas > 1 {
+		// A Global limit's own numbers are the Local fallback's: the Split share.
+		if (dist == v1alpha1.DistributionSplit || dist == v1alpha1.DistributionGlobal) && replicas > 1 {
 			lim.Replicas = replicas
 			lim.Burst = max(lim.Burst/int64(replicas), 1)
 		}
@@ -90,6 +88,41 @@ func compileRateLimit(p *v1alpha1.RateLimit, k portKey, replicas int) (*snapshot
 		out.Limits = append(out.Limits, lim)
 	}
 	return out, nil
+}
+
+// distributionOf is a limit's distribution: its own, else the spec's, else Split for limits without
+// a key and PerReplica for keyed ones.
+func distributionOf(s v1alpha1.RateLimitSpec, l v1alpha1.Limit) v1alpha1.Distribution {
+	switch {
+	case l.Distribution != nil:
+		return *l.Distribution
+	case s.Distribution != nil:
+		return *s.Distribution
+	case len(l.Key) > 0:
+		return v1alpha1.DistributionPerReplica
+	}
+	return v1alpha1.DistributionSplit
+}
+
+// globalOf is the Global part of a limit, before the Split share is applied to lim. Its bucket name
+// hashes only what shapes the shared bucket (not the replica count), so every replica names the
+// same bucket and scaling the gateway keeps it.
+func globalOf(p *v1alpha1.RateLimit, s v1alpha1.RateLimitSpec, l v1alpha1.Limit, lim snapshot.Limit, k portKey) *snapshot.GlobalLimit {
+	onErr := v1alpha1.OnStoreErrorLocal
+	if l.OnStoreError != nil {
+		onErr = *l.OnStoreError
+	} else if s.OnStoreError != nil {
+		onErr = *s.OnStoreError
+	}
+	bucket := stateKey(string(p.UID), "global/"+l.Name+"/"+portLabel(k), struct {
+		Requests   int64
+		Period     snapshot.Duration
+		Burst      int64
+		Key        []snapshot.KeyPart
+		Methods    []string
+		PathPrefix string
+	}{lim.Requests, lim.Period, lim.Burst, lim.Key, lim.Methods, lim.PathPrefix})
+	return &snapshot.GlobalLimit{Bucket: bucket, Burst: lim.Burst, OnStoreError: string(onErr)}
 }
 
 func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.CircuitBreaker {

@@ -216,6 +216,27 @@ type Limit struct {
 	// StateKey identifies the limit's buckets across snapshots: the policy UID, the limit name and a
 	// hash of every parameter that shapes them, so unchanged limits keep their buckets.
 	StateKey string `json:"stateKey"`
+	// Global, when set, makes the limit one bucket in the shared store (distribution Global); Replicas
+	// and Burst then describe the Local fallback's share (as Split).
+	Global *GlobalLimit `json:"global,omitempty"`
+}
+
+// What a Global limit does while the store cannot be reached (RateLimit onStoreError).
+const (
+	OnStoreErrorLocal = "Local"
+	OnStoreErrorAllow = "Allow"
+	OnStoreErrorDeny  = "Deny"
+)
+
+// GlobalLimit is what a Global limit adds to a Limit.
+type GlobalLimit struct {
+	// Bucket names the limit's bucket in the store: the same on every replica, and unchanged by the
+	// replica count, so scaling the gateway does not refill it.
+	Bucket string `json:"bucket"`
+	// Burst is the size of the whole bucket.
+	Burst int64 `json:"burst"`
+	// OnStoreError is Local, Allow or Deny.
+	OnStoreError string `json:"onStoreError"`
 }
 
 // KeyPart is one part of a limit key: the client address, or a header's value.

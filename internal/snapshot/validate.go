@@ -160,6 +160,14 @@ func (r *RateLimit) validate() []error {
 		case l.StateKey == "":
 			errs = append(errs, fmt.Errorf("limits[%d]: no state key", i))
 		}
+		if g := l.Global; g != nil {
+			switch {
+			case g.Bucket == "" || g.Burst < 1:
+				errs = append(errs, fmt.Errorf("limits[%d].global: needs a bucket name and a burst of at least 1", i))
+			case g.OnStoreError != OnStoreErrorLocal && g.OnStoreError != OnStoreErrorAllow && g.OnStoreError != OnStoreErrorDeny:
+				errs = append(errs, fmt.Errorf("limits[%d].global: onStoreError %q, want Local, Allow or Deny", i, g.OnStoreError))
+			}
+		}
 		for j, k := range l.Key {
 			if k.ClientIP == (k.Header != "") {
 				errs = append(errs, fmt.Errorf("limits[%d].key[%d]: exactly one of clientIP and header", i, j))

@@ -185,6 +185,35 @@ func TestRateLimitRules(t *testing.T) {
 		}, wantErrors: []string{"spec.limits[0].match.methods[0]", "Unsupported value"}},
 		{desc: "distribution unknown", mutate: func(p *v1alpha1.RateLimit) { p.Spec.Distribution = ptr.To[v1alpha1.Distribution]("Shared") },
 			wantErrors: []string{"spec.distribution", "Unsupported value"}},
+		{desc: "distribution Global", mutate: func(p *v1alpha1.RateLimit) { p.Spec.Distribution = ptr.To(v1alpha1.DistributionGlobal) }},
+		{desc: "Global on one limit with its onStoreError", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.Limits[0].Distribution = ptr.To(v1alpha1.DistributionGlobal)
+			p.Spec.Limits[0].OnStoreError = ptr.To(v1alpha1.OnStoreErrorDeny)
+		}},
+		{desc: "Global spec with onStoreError on a limit", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.Distribution = ptr.To(v1alpha1.DistributionGlobal)
+			p.Spec.OnStoreError = ptr.To(v1alpha1.OnStoreErrorAllow)
+			p.Spec.Limits[0].OnStoreError = ptr.To(v1alpha1.OnStoreErrorLocal)
+		}},
+		{desc: "onStoreError unknown", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.Distribution = ptr.To(v1alpha1.DistributionGlobal)
+			p.Spec.OnStoreError = ptr.To[v1alpha1.OnStoreError]("Fail")
+		}, wantErrors: []string{"spec.onStoreError", `supported values: "Local", "Allow", "Deny"`}},
+		{desc: "onStoreError without a Global limit", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.OnStoreError = ptr.To(v1alpha1.OnStoreErrorDeny)
+		}, wantErrors: []string{"onStoreError may only be set when a limit has distribution: Global"}},
+		{desc: "limit onStoreError on a limit that is not Global", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.Distribution = ptr.To(v1alpha1.DistributionGlobal)
+			p.Spec.Limits[0].Distribution = ptr.To(v1alpha1.DistributionSplit)
+			p.Spec.Limits[0].OnStoreError = ptr.To(v1alpha1.OnStoreErrorDeny)
+		}, wantErrors: []string{"a limit's onStoreError needs that limit to be Global"}},
+		{desc: "Delay with a Global limit", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.OnExceeded = v1alpha1.OnExceededDelay
+			p.Spec.Limits[0].Distribution = ptr.To(v1alpha1.DistributionGlobal)
+		}, wantErrors: []string{"onExceeded: Delay cannot be combined with distribution: Global"}},
+		{desc: "limit distribution unknown", mutate: func(p *v1alpha1.RateLimit) {
+			p.Spec.Limits[0].Distribution = ptr.To[v1alpha1.Distribution]("Cluster")
+		}, wantErrors: []string{"spec.limits[0].distribution", "Unsupported value"}},
 		{desc: "mode DryRun", mutate: func(p *v1alpha1.RateLimit) { p.Spec.Mode = v1alpha1.ModeDryRun }},
 		{desc: "limit name uppercase", mutate: func(p *v1alpha1.RateLimit) { p.Spec.Limits[0].Name = "PerUser" },
 			wantErrors: []string{"spec.limits[0].name", "should match"}},
