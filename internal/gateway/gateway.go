@@ -55,6 +55,7 @@ import (
 	"resilience.dev/operator/internal/patterns/backoff"
 	"resilience.dev/operator/internal/patterns/breaker"
 	"resilience.dev/operator/internal/patterns/clock"
+	"resilience.dev/operator/internal/patterns/globallimit"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -127,6 +128,13 @@ type Options struct {
 	// so a large body costs it no memory, and the right bound (uploads, bulk APIs) is the
 	// application's to choose. Negative values are refused.
 	MaxRequestBodyBytes int64
+	// GlobalStore is the shared store of Global rate limits (--store-url); nil: Global limits run as
+	// their onStoreError says and the store is reported unavailable.
+	GlobalStore globallimit.Store
+	// StoreBudget bounds each store call (default 5ms): a slower store counts as unavailable.
+	StoreBudget time.Duration
+	// OnStoreChange, when set, is called when the store becomes unavailable or available again.
+	OnStoreChange func(available bool, err error)
 }
 
 // BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of
@@ -162,6 +170,8 @@ type Gateway struct {
 	unrouted       *codeCounters
 	passLatency    prometheus.Observer
 	passNoEndpoint prometheus.Counter
+
+	global *globalLimits
 
 	table   atomic.Pointer[table]
 	version atomic.Uint64
@@ -227,6 +237,9 @@ func New(o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: register metrics: %w", err)
 	}
 	g.m = m
+	if g.global, err = newGlobalLimits(g, reg); err != nil {
+		return nil, fmt.Errorf("gateway: register store metrics: %w", err)
+	}
 	g.unrouted = &codeCounters{vec: m.requests}
 	// Made at once (not lazily): every metric family is there from the start.
 	g.passLatency = m.latency.HistogramVec.WithLabelValues("", "")
@@ -289,8 +302,9 @@ func (g *Gateway) Tick(now time.Time) {
 	}
 }
 
-// Run calls Tick every second until ctx ends.
+// Run calls Tick every second, and gives back lapsed Global tokens every 250ms, until ctx ends.
 func (g *Gateway) Run(ctx context.Context) {
+	go g.runSweeper(ctx)
 	for {
 		tm := g.clk.NewTimer(time.Second)
 		select {

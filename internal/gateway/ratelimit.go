@@ -58,6 +58,11 @@ type limitEntry struct {
 	msg      string
 	rejected prometheus.Counter
 	dry      prometheus.Counter
+
+	// A Global limit takes from global; bucket or keyed are then its Local fallback (onStoreError).
+	global       *globalState
+	onStoreError string
+	storeMsg     string
 }
 
 type keyPart struct {
@@ -103,8 +108,9 @@ type rateLimitStage struct {
 	logged logThrottle
 	policy string
 
-	queueFull prometheus.Counter
-	clk       clock.Clock
+	queueFull      prometheus.Counter
+	storeDecisions prometheus.Counter // requests a Global limit decided by onStoreError
+	clk            clock.Clock
 }
 
 func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *snapshot.RateLimit, prev, reg *registry) (stage, error) {
@@ -112,7 +118,8 @@ func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *snapshot.Rate
 		return nil, fmt.Errorf("rate limit %s: %d limits, want 1..%d", rl.Policy.Name, len(rl.Limits), maxLimits)
 	}
 	s := &rateLimitStage{next: next, route: pr, dryRun: rl.DryRun, log: g.log, policy: rl.Policy.Name, clk: g.clk,
-		ip: ipResolver{v6bits: rl.IPv6PrefixLength}}
+		storeDecisions: g.global.onStore,
+		ip:             ipResolver{v6bits: rl.IPv6PrefixLength}}
 	for _, c := range rl.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -128,10 +135,14 @@ func (g *Gateway) newRateLimitStage(next stage, pr *portRoute, rl *snapshot.Rate
 			return nil, fmt.Errorf("rate limit %s: limit %q: %w", rl.Policy.Name, l.Name, err)
 		}
 		e.msg = fmt.Sprintf("rate limit %q of RateLimit %s exceeded", l.Name, rl.Policy.Name)
+		e.storeMsg = fmt.Sprintf("rate limit %q of RateLimit %s: the store of Global limits is unavailable (onStoreError: Deny)", l.Name, rl.Policy.Name)
 		e.rejected = g.m.rejections.WithLabelValues(ns, svc, rl.Policy.Name, l.Name, reasonRateLimited)
 		e.dry = g.m.dryRun.WithLabelValues(ns, svc, rl.Policy.Name, l.Name, reasonRateLimited)
 		s.limits = append(s.limits, e)
 		keys = append(keys, l.StateKey)
+	}
+	if rl.Delay && slices.ContainsFunc(s.limits, func(e *limitEntry) bool { return e.global != nil }) {
+		return nil, fmt.Errorf("rate limit %s: onExceeded Delay cannot be combined with Global limits", rl.Policy.Name)
 	}
 	if rl.Delay && !rl.DryRun {
 		capacity := g.opts.DelayQueueCapacity
@@ -172,6 +183,18 @@ func (g *Gateway) newLimitEntry(l snapshot.Limit, prev, reg *registry) (*limitEn
 		return nil, err
 	}
 	e.bucket, e.keyed = lim.bucket, lim.keyed
+	if l.Global != nil {
+		gkey := fmt.Sprintf("global|%s|%d/%v/%d|%d|%d|%t", l.Global.Bucket, l.Requests, l.Period.D(), l.Global.Burst,
+			l.Replicas, l.MaxKeys, len(l.Key) > 0)
+		gs, err := reuse(prev.limits(), reg.limitMap, gkey, func() (*limitState, error) {
+			gs, err := g.newGlobalState(l)
+			return &limitState{global: gs}, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.global, e.onStoreError = gs.global, l.Global.OnStoreError
+	}
 	e.quotedName = strconv.Quote(l.Name)
 	e.limitValue = []string{strconv.FormatInt(l.Requests, 10)}
 	w := int64(math.Ceil(l.Period.D().Seconds()))
@@ -179,74 +202,119 @@ func (g *Gateway) newLimitEntry(l snapshot.Limit, prev, reg *registry) (*limitEn
 	return e, nil
 }
 
-func (s *rateLimitStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
+// matched is the limits that apply to one request: the local ones as refs for TakeAll, the Global
+// ones with their key values.
+type matched struct {
+	refs   [maxLimits]ratelimit.Ref
+	local  [maxLimits]*limitEntry
+	global [maxLimits]*limitEntry
+	gkeys  [maxLimits][]byte
+	nl, ng int
+	ip     netip.Addr
+	ipSet  bool
+	spans  [maxLimits][2]int
+}
+
+// match finds the limits that apply to x and builds their key values in x's key buffer.
+func (s *rateLimitStage) match(x *exchange, m *matched) {
 	r := x.in
-	var (
-		refs  [maxLimits]ratelimit.Ref
-		which [maxLimits]*limitEntry
-		spans [maxLimits][2]int
-		ip    netip.Addr
-		ipSet bool
-	)
 	buf := x.mem.keyBuf[:0]
+	var all [maxLimits]*limitEntry
 	n := 0
 	for _, l := range s.limits {
 		if !l.matches(r) {
 			continue
 		}
-		which[n] = l
-		if l.keyed != nil {
-			start := len(buf)
-			for _, p := range l.parts {
-				if p.clientIP {
-					if !ipSet {
-						ip, ipSet = s.ip.clientIP(r), true
-					}
-					buf = appendIP(buf, ip)
-					continue
-				}
-				var v string
-				if vs := r.Header[p.header]; len(vs) > 0 {
-					v = vs[0]
-				}
-				buf = binary.AppendUvarint(buf, uint64(len(v)))
-				buf = append(buf, v...)
-			}
-			spans[n] = [2]int{start, len(buf)}
-			refs[n].Keyed = l.keyed
-		} else {
-			refs[n].Bucket = l.bucket
+		all[n] = l
+		start := len(buf)
+		if len(l.parts) > 0 {
+			buf = s.appendKey(buf, r, l, m)
 		}
+		m.spans[n] = [2]int{start, len(buf)}
 		n++
 	}
-	if n == 0 {
-		return s.next.serve(ctx, x)
-	}
-	for i := range n {
-		if refs[i].Keyed != nil {
-			refs[i].Key = buf[spans[i][0]:spans[i][1]]
+	// Slices of buf are taken once it stops growing.
+	for i, l := range all[:n] {
+		var key []byte
+		if len(l.parts) > 0 {
+			key = buf[m.spans[i][0]:m.spans[i][1]]
 		}
+		if l.global != nil {
+			m.global[m.ng], m.gkeys[m.ng] = l, key
+			m.ng++
+			continue
+		}
+		m.local[m.nl] = l
+		if l.keyed != nil {
+			m.refs[m.nl] = ratelimit.Ref{Keyed: l.keyed, Key: key}
+		} else {
+			m.refs[m.nl] = ratelimit.Ref{Bucket: l.bucket}
+		}
+		m.nl++
 	}
-	if s.queue != nil {
-		return s.delay(ctx, x, refs[:n], which[:n])
-	}
-	var rs [maxLimits]ratelimit.Reservation
-	out := ratelimit.TakeAll(x.now, refs[:n], 1, rs[:n])
-	if s.dryRun {
-		if !out.OK {
-			l := which[out.Refused]
-			l.dry.Inc()
-			if s.logged.allow(x.now) {
-				s.log.Info("dry-run rate limit would have refused a request", "service", s.route.label,
-					"policy", s.policy, "limit", l.name, "retryAfter", out.RetryAfter)
+}
+
+func (s *rateLimitStage) appendKey(buf []byte, r *http.Request, l *limitEntry, m *matched) []byte {
+	for _, p := range l.parts {
+		if p.clientIP {
+			if !m.ipSet {
+				m.ip, m.ipSet = s.ip.clientIP(r), true
 			}
+			buf = appendIP(buf, m.ip)
+			continue
 		}
+		var v string
+		if vs := r.Header[p.header]; len(vs) > 0 {
+			v = vs[0]
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(v)))
+		buf = append(buf, v...)
+	}
+	return buf
+}
+
+func (s *rateLimitStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
+	var m matched
+	s.match(x, &m)
+	if m.nl+m.ng == 0 {
 		return s.next.serve(ctx, x)
 	}
-	if !out.OK {
-		return nil, s.refuse(x, which[out.Refused], out.RetryAfter)
+	if s.queue != nil { // Delay mode has no Global limits (the CRD and newRateLimitStage refuse them)
+		return s.delay(ctx, x, m.refs[:m.nl], m.local[:m.nl])
 	}
-	s.setHeaders(x, which[:n], rs[:n], x.now)
+	// Local limits first: a refusal there costs the store nothing. Then the Global ones; a refusal
+	// there gives back what the local limits took (all or nothing, contract section 7).
+	var rs [maxLimits]ratelimit.Reservation
+	out := ratelimit.TakeAll(x.now, m.refs[:m.nl], 1, rs[:m.nl])
+	if !out.OK {
+		return s.refused(ctx, x, m.local[out.Refused], out.RetryAfter, false)
+	}
+	var gh globalHeaders
+	if m.ng > 0 {
+		g := s.takeGlobal(x, m.global[:m.ng], m.gkeys[:m.ng])
+		if !g.ok {
+			ratelimit.CancelAll(x.now, rs[:m.nl])
+			return s.refused(ctx, x, m.global[g.refused], g.after, g.storeDown)
+		}
+		gh = g.headers
+	}
+	if !s.dryRun {
+		s.setHeaders(x, m.local[:m.nl], rs[:m.nl], x.now, gh)
+	}
+	return s.next.serve(ctx, x)
+}
+
+// refused answers a request that limit l refused: 429, or in DryRun a count and a log line and the
+// request goes on.
+func (s *rateLimitStage) refused(ctx context.Context, x *exchange, l *limitEntry, after time.Duration, storeDown bool) (*http.Response, error) {
+	if !s.dryRun {
+		return nil, s.refuse(x, l, after, storeDown)
+	}
+	l.dry.Inc()
+	if s.logged.allow(x.now) {
+		s.log.Info("dry-run rate limit would have refused a request", "service", s.route.label,
+			"policy", s.policy, "limit", l.name, "retryAfter", after, "storeUnavailable", storeDown)
+	}
 	return s.next.serve(ctx, x)
 }
 
@@ -263,10 +331,10 @@ func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimi
 	out := ratelimit.ReserveAll(x.now, refs, 1, s.queue.MaxDelay(), rs)
 	if !out.OK {
 		tk.Leave()
-		return nil, s.refuse(x, which[out.Refused], out.RetryAfter)
+		return nil, s.refuse(x, which[out.Refused], out.RetryAfter, false)
 	}
 	release := x.now.Add(out.Wait)
-	s.setHeaders(x, which, rs, release)
+	s.setHeaders(x, which, rs, release, globalHeaders{})
 	if err := tk.Wait(ctx, release, func(now time.Time) { ratelimit.CancelAll(now, rs) }); err != nil {
 		return nil, &gwError{kind: kindCanceled, msg: "left the rate limit queue", err: err}
 	}
@@ -276,15 +344,20 @@ func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimi
 	return s.next.serve(ctx, x)
 }
 
-func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration) error {
+func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration, storeDown bool) error {
 	l.rejected.Inc()
 	ra := ceilSeconds(after)
 	x.rate.limit, x.rate.remaining, x.rate.reset = l, 0, ra
-	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: l.msg}
+	msg := l.msg
+	if storeDown {
+		msg = l.storeMsg
+	}
+	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: msg}
 }
 
-// setHeaders records the header values of the matching limit with the fewest tokens left at now.
-func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratelimit.Reservation, now time.Time) {
+// setHeaders records the header values of the matching limit with the fewest tokens left at now:
+// a local one (its bucket) or the best Global one (gh, the replica's best knowledge).
+func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratelimit.Reservation, now time.Time, gh globalHeaders) {
 	best, tokens := -1, math.Inf(1)
 	for i := range rs {
 		if b := rs[i].Bucket(); b != nil {
@@ -292,6 +365,10 @@ func (s *rateLimitStage) setHeaders(x *exchange, which []*limitEntry, rs []ratel
 				best, tokens = i, t
 			}
 		}
+	}
+	if gh.limit != nil && float64(gh.remaining) < tokens {
+		x.rate.limit, x.rate.remaining, x.rate.reset = gh.limit, gh.remaining, gh.reset
+		return
 	}
 	if best < 0 {
 		return

@@ -30,6 +30,7 @@ import (
 type limitState struct {
 	bucket *ratelimit.Bucket
 	keyed  *ratelimit.Keyed
+	global *globalState // a Global limit's limiter (bucket or keyed then hold its Local fallback)
 }
 
 // registry holds the pattern state of one table, by state key (the compiler's StateKey plus the
