@@ -27,6 +27,18 @@ const (
 	// and Flux, Argo CD): True when Accepted and Programmed are both True; otherwise False with the
 	// reason and message of the first of them that is not True (Accepted before Programmed).
 	ConditionReady = "Ready"
+	// ConditionStoreAvailable is written on a RateLimit with a Global limit: True while every connected
+	// gateway replica reaches the store, False naming those that do not (their Global limits then
+	// follow onStoreError). It does not change Ready: the policy is enforced either way.
+	ConditionStoreAvailable = "StoreAvailable"
+)
+
+// Reasons of the StoreAvailable condition, also the reasons of the Events written when it flips.
+const (
+	// ReasonStoreAvailable: every connected gateway replica reaches the store.
+	ReasonStoreAvailable = "StoreAvailable"
+	// ReasonStoreUnavailable: some replicas do not (or none is connected to report).
+	ReasonStoreUnavailable = "StoreUnavailable"
 )
 
 // Reasons of the Ready condition. When it is False its reason is that of Accepted or Programmed

@@ -36,6 +36,8 @@ import (
 	"resilience.dev/operator/internal/distribution"
 	distclient "resilience.dev/operator/internal/distribution/client"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/globalstore"
+	"resilience.dev/operator/internal/patterns/globallimit"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -51,6 +53,8 @@ type config struct {
 	readHeaderTimeout                   time.Duration
 	pprof                               bool
 	upstreamClient                      string
+	store                               globalstore.Options
+	storeBudget                         time.Duration
 }
 
 func main() {
@@ -74,6 +78,10 @@ func main() {
 	flag.BoolVar(&c.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the metrics address")
 	flag.StringVar(&c.upstreamClient, "upstream-client", gateway.UpstreamClientFast, "client for requests to the endpoints: fast (the gateway's own HTTP/1.1 client for requests with no body or a buffered one, net/http's for the rest) or net/http (net/http's for all)")
 	flag.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this time, or its connection is closed (slow clients, slowloris)")
+	flag.StringVar(&c.store.URL, "store-url", "", "the store of Global rate limits: redis://[user@]host:port[/db], or rediss:// for TLS (Redis 7 or Valkey 8, standalone); unset: Global limits follow their onStoreError")
+	flag.StringVar(&c.store.PasswordFile, "store-password-file", "", "file holding the store's password (a mounted Secret)")
+	flag.StringVar(&c.store.CAFile, "store-ca-file", "", "PEM CAs that sign the store's certificate (rediss:// only)")
+	flag.DurationVar(&c.storeBudget, "store-budget", gateway.DefaultStoreBudget, "longest wait for one store call: a slower store counts as unavailable and Global limits follow their onStoreError")
 	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
 	flag.Parse()
@@ -114,7 +122,18 @@ func run(c config, log *slog.Logger) error {
 		Token: distclient.TokenFile(c.tokenFile), Replica: c.replica,
 		Log: logr.FromSlogHandler(log.Handler()).WithName("stream"),
 	}
+	var store globallimit.Store
+	if c.store.URL != "" {
+		c.store.ClientName = "resilience-gateway-" + c.replica
+		st, err := globalstore.Open(c.store)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		store = st
+	}
 	gw, err := gateway.New(gateway.Options{
+		GlobalStore: store, StoreBudget: c.storeBudget, OnStoreChange: func(bool, error) { client.StoreChanged() },
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
 		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log, MaxRequestBodyBytes: c.maxRequestBodyBytes,
 		UpstreamClient:  c.upstreamClient,
@@ -128,6 +147,13 @@ func run(c config, log *slog.Logger) error {
 	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
 	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
 	client.Apply = func(_ uint64, snap *snapshot.Encoded) error { return gw.Apply(snap) }
+	client.StoreHealth = func() distribution.StoreHealth {
+		ok, err := gw.StoreAvailable()
+		if ok {
+			return distribution.StoreHealth{Available: true}
+		}
+		return distribution.StoreHealth{Error: err.Error()}
+	}
 	client.Resync = func() []distribution.BreakerChange {
 		states := gw.BreakerStates()
 		out := make([]distribution.BreakerChange, len(states))
@@ -148,7 +174,8 @@ func run(c config, log *slog.Logger) error {
 			errs <- err
 		}
 	}()
-	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev)
+	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev,
+		"store", globalstore.Redact(c.store.URL))
 
 	return drain(ctx, c.drainDelay, log, servers, &draining, errs)
 }

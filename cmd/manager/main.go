@@ -201,7 +201,8 @@ func wire(ctx context.Context, mgr ctrl.Manager, srv *server.Server) error {
 	if err := mgr.Add(watchGatewayStates(mgr.GetCache(), srv)); err != nil {
 		return err
 	}
-	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: srv, Breakers: srv})
+	notifier, err := controller.SetupAll(mgr, controller.Options{Programmed: srv, Breakers: srv, Store: srv,
+		Recorder: mgr.GetEventRecorder("resilience-manager")})
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -33,6 +34,10 @@ type RateLimitReconciler struct {
 	client.Client
 	// Programmed reports whether gateways run a policy; nil means no gateway is connected.
 	Programmed ProgrammedSource
+	// Store reports whether gateways reach the store of Global limits; nil means no gateway is connected.
+	Store StoreSource
+	// Recorder, when set, records an Event when StoreAvailable flips.
+	Recorder events.EventRecorder
 
 	requeue chan event.GenericEvent
 	shared  *policyReconciler[*v1alpha1.RateLimit]
@@ -50,10 +55,11 @@ func (r *RateLimitReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // SetupWithManager registers the reconciler with the manager.
 func (r *RateLimitReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.shared = newShared(r.Client, r.Programmed, kindOps[*v1alpha1.RateLimit]{
-		kind:     v1alpha1.KindRateLimit,
-		newObj:   func() *v1alpha1.RateLimit { return &v1alpha1.RateLimit{} },
-		newList:  func() client.ObjectList { return &v1alpha1.RateLimitList{} },
-		validate: func(p *v1alpha1.RateLimit) field.ErrorList { return policy.ValidateRateLimit(&p.Spec) },
+		kind:        v1alpha1.KindRateLimit,
+		newObj:      func() *v1alpha1.RateLimit { return &v1alpha1.RateLimit{} },
+		newList:     func() client.ObjectList { return &v1alpha1.RateLimitList{} },
+		validate:    func(p *v1alpha1.RateLimit) field.ErrorList { return policy.ValidateRateLimit(&p.Spec) },
+		extraStatus: r.setStoreAvailable,
 	})
 	return r.shared.setupWithManager(mgr, r, r.requeue)
 }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -36,10 +37,18 @@ type BreakerSource interface {
 	BreakerStatus(namespace, name string) (state v1alpha1.CircuitState, openReplicas, openEndpoints int)
 }
 
+// StoreSource reports whether the gateway replicas reach the store of Global rate limits.
+type StoreSource interface {
+	StoreStatus() (available bool, message string)
+}
+
 // Options wires the reconcilers to the gateways' live state. The zero value means no gateway exists.
 type Options struct {
 	Programmed ProgrammedSource
 	Breakers   BreakerSource
+	Store      StoreSource
+	// Recorder, when set, records Events (StoreAvailable flips).
+	Recorder events.EventRecorder
 }
 
 // Notifier requeues policies when state outside the API server changed (gateway acks, breaker
@@ -143,7 +152,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) (*Notifier, error) {
 		n.channels[kind.Name] = make(chan event.GenericEvent, 1024)
 	}
 	c := mgr.GetClient()
-	if err := (&RateLimitReconciler{Client: c, Programmed: opts.Programmed,
+	if err := (&RateLimitReconciler{Client: c, Programmed: opts.Programmed, Store: opts.Store, Recorder: opts.Recorder,
 		requeue: n.channels[v1alpha1.KindRateLimit]}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up RateLimit reconciler: %w", err)
 	}

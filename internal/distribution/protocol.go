@@ -72,6 +72,16 @@ type GatewayFrame struct {
 	// Resync lists the gateway's breakers that are not closed, sent after (re)connecting so that status
 	// never keeps a stale state from before a gap.
 	Resync *Resync `json:"resync,omitempty"`
+	// Store is the replica's view of the store of Global rate limits, sent after (re)connecting and
+	// whenever it flips.
+	Store *StoreHealth `json:"store,omitempty"`
+}
+
+// StoreHealth is whether a gateway replica reaches the store of Global rate limits.
+type StoreHealth struct {
+	Available bool `json:"available"`
+	// Error says why not (no --store-url, refused, over budget, ...).
+	Error string `json:"error,omitempty"`
 }
 
 // Ack says which snapshot version a gateway applied, or why it refused it.

@@ -216,6 +216,9 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxRequestHeaderBytes <= 0 {
 		o.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
 	}
+	if o.StoreBudget <= 0 {
+		o.StoreBudget = DefaultStoreBudget
+	}
 	if o.MaxRequestBodyBytes < 0 {
 		return nil, fmt.Errorf("gateway: max request body bytes %d is negative", o.MaxRequestBodyBytes)
 	}

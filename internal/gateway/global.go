@@ -33,6 +33,9 @@ import (
 // 1.25 s of their grant at worst, and within 1 s of the last request that could have spent them).
 const sweepEvery = 250 * time.Millisecond
 
+// DefaultStoreBudget bounds each store call (contract, section 7).
+const DefaultStoreBudget = 5 * time.Millisecond
+
 // errNoStore is the store error of a gateway started without --store-url: its Global limits run as
 // their onStoreError says, and it reports the store unavailable.
 var errNoStore = errors.New("no store configured (--store-url)")
@@ -203,9 +206,31 @@ func (g *Gateway) sweepGlobal(ctx context.Context) {
 	}
 }
 
-// runSweeper calls sweepGlobal every sweepEvery until ctx ends.
+// pinger is a store that can be checked without taking tokens (globalstore.Store).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// checkStore pings the store, so that its loss is noticed within a second even while no request asks
+// it, and its return too. A failed ping takes the store down; a good one brings it back only when it
+// was down, so that per-call budget failures (a slow store) are not undone by a ping.
+func (g *Gateway) checkStore(ctx context.Context) {
+	p, ok := g.opts.GlobalStore.(pinger)
+	if !ok || g.global.guard == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(4*g.opts.StoreBudget, 20*time.Millisecond))
+	err := p.Ping(ctx)
+	cancel()
+	if err != nil || !g.global.guard.Available() {
+		g.global.guard.Report(err)
+	}
+}
+
+// runSweeper calls sweepGlobal every sweepEvery, and checks the store every other time, until ctx
+// ends.
 func (g *Gateway) runSweeper(ctx context.Context) {
-	for {
+	for i := 0; ; i++ {
 		tm := g.clk.NewTimer(sweepEvery)
 		select {
 		case <-ctx.Done():
@@ -213,6 +238,9 @@ func (g *Gateway) runSweeper(ctx context.Context) {
 			return
 		case <-tm.C():
 			g.sweepGlobal(ctx)
+			if i%2 == 0 {
+				g.checkStore(ctx)
+			}
 		}
 	}
 }

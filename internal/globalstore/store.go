@@ -77,7 +77,7 @@ func Open(o Options) (*Store, error) {
 func clientOptions(o Options) (*redis.Options, error) {
 	opt, err := redis.ParseURL(o.URL)
 	if err != nil {
-		return opt, fmt.Errorf("--store-url %s: %w", redact(o.URL), err)
+		return opt, fmt.Errorf("--store-url %s: %w", Redact(o.URL), err)
 	}
 	if o.PasswordFile != "" {
 		b, err := os.ReadFile(o.PasswordFile)
@@ -107,8 +107,8 @@ func clientOptions(o Options) (*redis.Options, error) {
 	return opt, nil
 }
 
-// redact hides a password written into the URL.
-func redact(raw string) string {
+// Redact hides a password written into the URL.
+func Redact(raw string) string {
 	if i := strings.Index(raw, "@"); i > 0 {
 		if j := strings.Index(raw, "://"); j > 0 && j < i {
 			return raw[:j+3] + "…@" + raw[i+1:]
@@ -138,6 +138,9 @@ func (s *Store) Take(ctx context.Context, key string, r globallimit.Rate, want, 
 	}
 	return parseReply(reply, r, want)
 }
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
 
 // Close closes the connections.
 func (s *Store) Close() { _ = s.client.Close() }

@@ -64,12 +64,16 @@ type Client struct {
 	Apply func(version uint64, snap *snapshot.Encoded) error
 	// Resync lists the breakers that are not closed, sent after each connect.
 	Resync func() []distribution.BreakerChange
-	Log    logr.Logger
+	// StoreHealth, when set, is the replica's view of the store of Global rate limits, sent after each
+	// connect and after each StoreChanged.
+	StoreHealth func() distribution.StoreHealth
+	Log         logr.Logger
 
 	once      sync.Once
 	decoder   snapshot.Decoder // the snapshot last sent; used by one stream at a time
 	held      uint64           // its version
 	outbox    chan distribution.BreakerChange
+	storePoke chan struct{} // StoreChanged: send StoreHealth again
 	dropped   atomic.Int64
 	connected atomic.Bool
 }
@@ -96,8 +100,21 @@ func (c *Client) Send(change distribution.BreakerChange) {
 }
 
 func (c *Client) box() chan distribution.BreakerChange {
-	c.once.Do(func() { c.outbox = make(chan distribution.BreakerChange, 4096) })
+	c.once.Do(func() {
+		c.outbox = make(chan distribution.BreakerChange, 4096)
+		c.storePoke = make(chan struct{}, 1)
+	})
 	return c.outbox
+}
+
+// StoreChanged says the store's health flipped: the client sends StoreHealth's current answer (never
+// blocking; flips in quick succession send the latest state once).
+func (c *Client) StoreChanged() {
+	c.box()
+	select {
+	case c.storePoke <- struct{}{}:
+	default:
+	}
 }
 
 // Dropped counts breaker changes dropped because the queue to the manager was full.
@@ -183,6 +200,10 @@ func (c *Client) stream(ctx context.Context, hc *http.Client) error {
 	if c.Resync != nil {
 		frames <- distribution.GatewayFrame{Resync: &distribution.Resync{Open: c.Resync()}}
 	}
+	if c.StoreHealth != nil {
+		h := c.StoreHealth()
+		frames <- distribution.GatewayFrame{Store: &h}
+	}
 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20) // snapshots of many policies are large
@@ -264,6 +285,12 @@ func (c *Client) writeFrames(ctx context.Context, w io.Writer, frames <-chan dis
 		case f = <-frames:
 		case b := <-c.outbox:
 			f = distribution.GatewayFrame{Breaker: &b}
+		case <-c.storePoke:
+			if c.StoreHealth == nil {
+				continue
+			}
+			h := c.StoreHealth()
+			f = distribution.GatewayFrame{Store: &h}
 		}
 		if err := enc.Encode(f); err != nil {
 			return

@@ -45,6 +45,11 @@ func (s *Server) readFrames(c *conn, body io.Reader, log logr.Logger) {
 			s.ack(c, f.Ack, log)
 		case f.Breaker != nil:
 			s.breakerChanged(c, *f.Breaker)
+		case f.Store != nil:
+			s.mu.Lock()
+			h := *f.Store
+			c.store, c.dirty = &h, true
+			s.mu.Unlock()
 		case f.Resync != nil:
 			s.mu.Lock()
 			c.breakers = breakerStates{}

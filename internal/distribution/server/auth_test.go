@@ -171,12 +171,14 @@ func TestConfigMapStore(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	st := GatewayState{Replica: "gw-0 (any name)", Manager: "m0", Heartbeat: now,
 		Policies: map[snapshot.PolicyKey]int64{snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}: 3, snapshot.PolicyKey{Kind: "RetryPolicy", Namespace: "shop", Name: "catalog"}: 1},
-		Breakers: map[BreakerKey]v1alpha1.CircuitState{{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, Endpoint: "[fd00::1]:8080"}: v1alpha1.CircuitOpen}}
+		Breakers: map[BreakerKey]v1alpha1.CircuitState{{Namespace: "shop", Name: "payments", Service: "payments", Port: 80, Endpoint: "[fd00::1]:8080"}: v1alpha1.CircuitOpen},
+		Store:    &distribution.StoreHealth{Error: "store down"}}
 	if err := store.Put(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	st.Policies[snapshot.PolicyKey{Kind: "RateLimit", Namespace: "shop", Name: "checkout"}] = 4
-	if err := store.Put(ctx, st); err != nil { // an update, by server-side apply
+	st.Store = &distribution.StoreHealth{Available: true} // the error of the first put must go
+	if err := store.Put(ctx, st); err != nil {            // an update, by server-side apply
 		t.Fatal(err)
 	}
 	got, err := store.List(ctx)

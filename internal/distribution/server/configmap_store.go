@@ -72,6 +72,7 @@ func (s *ConfigMapStore) Put(ctx context.Context, st GatewayState) error {
 			keyPolicies: encodeLines(policyLines(st.Policies), func(g int64) string { return strconv.FormatInt(g, 10) }),
 			keyBreakers: encodeLines(breakerLines(st.Breakers), func(s v1alpha1.CircuitState) string { return string(s) })},
 	}
+	storeData(st.Store, cm.Data)
 	if err := s.Client.Patch(ctx, cm, client.Apply, client.FieldOwner(stateFieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("write gateway state %s: %w", st.Replica, err)
 	}
@@ -113,6 +114,7 @@ func (s *ConfigMapStore) List(ctx context.Context) ([]GatewayState, error) {
 			Breakers: breakersOf(decodeLines(cm.Data[keyBreakers], func(v string) (v1alpha1.CircuitState, bool) {
 				return v1alpha1.CircuitState(v), v != ""
 			})),
+			Store: healthOf(cm.Data),
 		})
 	}
 	return out, nil

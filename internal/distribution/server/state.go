@@ -65,7 +65,7 @@ func (s *Server) flush(ctx context.Context) {
 		}
 		c.dirty = false
 		states = append(states, GatewayState{Replica: c.replica, Manager: s.manager, Heartbeat: now,
-			Policies: maps.Clone(c.policies), Breakers: maps.Clone(c.breakers)})
+			Policies: maps.Clone(c.policies), Breakers: maps.Clone(c.breakers), Store: cloneHealth(c.store)})
 	}
 	s.mu.Unlock()
 	failed := false
@@ -146,6 +146,10 @@ func (s *Server) StoreChanged() {
 			s.OnReplicas(len(view))
 		}
 		s.changed(nil) // every policy's N/M count moved
+		return
+	}
+	if storeFlipped(old, view) {
+		s.changed(nil) // every RateLimit with a Global limit shows StoreAvailable
 		return
 	}
 	if keys := changedKeys(old, view); len(keys) > 0 { // a heartbeat alone changes nothing

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -30,10 +31,12 @@ import (
 // serving the gateway writes it; the leader reads every replica's, so Programmed and breaker status
 // count all gateways whichever manager replica they are connected to.
 type GatewayState struct {
-	Replica   string
-	Manager   string
-	Policies  map[snapshot.PolicyKey]int64         // policy -> generation
-	Breakers  map[BreakerKey]v1alpha1.CircuitState // CircuitOpen or CircuitHalfOpen
+	Replica  string
+	Manager  string
+	Policies map[snapshot.PolicyKey]int64         // policy -> generation
+	Breakers map[BreakerKey]v1alpha1.CircuitState // CircuitOpen or CircuitHalfOpen
+	// Store is the replica's view of the store of Global rate limits (nil: not reported yet).
+	Store     *distribution.StoreHealth
 	Heartbeat time.Time
 }
 

@@ -38,6 +38,7 @@ type conn struct {
 	breakers breakerStates                // not closed
 	dirty    bool                         // state not yet written to the store
 	needFull bool                         // the gateway lacks the base of our deltas: send the whole snapshot
+	store    *distribution.StoreHealth    // as the gateway last said; nil before it said
 }
 
 // wake tells the stream's writer to look at the current version; it never blocks.

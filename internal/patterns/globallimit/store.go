@@ -164,6 +164,15 @@ func (g *Guard) observe(c Call) {
 	}
 }
 
+// Report records the outcome of a health check made beside the calls (err nil: the store answered),
+// so that a store lost or back while no request asks it is noticed too.
+func (g *Guard) Report(err error) {
+	if err != nil {
+		err = fmt.Errorf("health check: %w", err)
+	}
+	g.set(err)
+}
+
 // set records the outcome of a call (err nil: the store answered) and reports a flip.
 func (g *Guard) set(err error) {
 	available := err == nil
