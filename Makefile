@@ -141,12 +141,14 @@ setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else bui
 
 ##@ Local
 
+GATEWAYS ?= 1
+
 .PHONY: run-local
-run-local: manifests generate setup-envtest ## Run a local control plane with the manager and a gateway, no cluster needed (Ctrl-C stops all).
+run-local: manifests generate setup-envtest ## Run a local control plane with the manager, GATEWAYS gateway replicas (default 1) and redis-server when installed, no cluster needed (Ctrl-C stops all).
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/run-local ./cmd/run-local
-	$(LOCALBIN)/run-local --bin $(LOCALBIN)
+	$(LOCALBIN)/run-local --bin $(LOCALBIN) --gateways $(GATEWAYS)
 
 .PHONY: demo
 demo: manifests generate setup-envtest ## Like run-local, plus demo backends and config/samples/: drive traffic, print what each pattern did (exit 0 if all behaved).

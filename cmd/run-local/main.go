@@ -23,25 +23,33 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/localstack"
+	"resilience.dev/operator/internal/redisserver"
 )
 
 func main() {
 	binDir := flag.String("bin", "bin", "directory holding the built manager and gateway binaries")
+	gateways := flag.Int("gateways", 1, "gateway replicas to start: replica k (from 0) listens on 127.0.0.(k+1) with the usual ports")
 	flag.Parse()
-	if err := run(*binDir); err != nil {
+	if *gateways < 1 || *gateways > 16 {
+		fmt.Fprintln(os.Stderr, "run-local: --gateways must be 1..16")
+		os.Exit(2)
+	}
+	if err := run(*binDir, *gateways); err != nil {
 		fmt.Fprintln(os.Stderr, "run-local:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir string) error {
+func run(binDir string, gateways int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -69,12 +77,19 @@ func run(binDir string) error {
 	if err := st.StartManager(ctx); err != nil {
 		return err
 	}
-	if err := st.StartGateway(); err != nil {
+	storeURL, stopStore := startStore(ctx)
+	defer stopStore()
+	var extra []string
+	if storeURL != "" {
+		extra = append(extra, "--store-url="+storeURL)
+	}
+	replicas, err := startGateways(st, opts, gateways, extra)
+	if err != nil {
 		return err
 	}
 
 	fmt.Printf(`
-The resilience operator runs locally: a manager and one gateway (traffic on %[1]s).
+The resilience operator runs locally: a manager and %[6]s (traffic on %[1]s%[7]s).
 
   export KUBECONFIG=%[2]s
   kubectl apply --server-side -f config/samples/
@@ -85,7 +100,9 @@ Gateway readiness: http://%[3]s/readyz   metrics: http://%[4]s/metrics
 Manager metrics:   http://%[5]s/metrics
 Press Ctrl-C to stop everything.
 
-`, opts.GatewayListen, st.KubeconfigPath, opts.GatewayHealth, opts.GatewayMetrics, opts.ManagerMetrics)
+%[8]s
+`, opts.GatewayListen, st.KubeconfigPath, opts.GatewayHealth, opts.GatewayMetrics, opts.ManagerMetrics,
+		replicas.what, replicas.more, storeLine(storeURL))
 
 	refresh := time.NewTicker(30 * time.Minute) // tokens expire; keep the gateway's fresh
 	defer refresh.Stop()
@@ -107,3 +124,68 @@ Press Ctrl-C to stop everything.
 }
 
 func say(msg string) { fmt.Fprintln(os.Stderr, "run-local:", msg) }
+
+// gatewaySet describes the replicas started, for the banner.
+type gatewaySet struct{ what, more string }
+
+// startGateways starts n gateway replicas: replica 0 on the usual addresses, replica k on the same
+// ports of 127.0.0.(k+1) (contract, section 7), each named local-gateway-k.
+func startGateways(st *localstack.Stack, opts localstack.Options, n int, extra []string) (gatewaySet, error) {
+	if n == 1 {
+		return gatewaySet{what: "one gateway"}, st.StartGateway(extra...)
+	}
+	var others []string
+	for k := range n {
+		a := localstack.GatewayAddrs{Listen: onHost(opts.GatewayListen, k), Health: onHost(opts.GatewayHealth, k),
+			Metrics: onHost(opts.GatewayMetrics, k)}
+		name := fmt.Sprintf("gateway-%d", k)
+		if err := st.StartGatewayAs(name, a, append([]string{"--replica=local-" + name}, extra...)...); err != nil {
+			return gatewaySet{}, err
+		}
+		if k > 0 {
+			others = append(others, a.Listen)
+		}
+	}
+	return gatewaySet{what: fmt.Sprintf("%d gateway replicas", n), more: ", and " + strings.Join(others, ", ")}, nil
+}
+
+// onHost moves a 127.0.0.1 address to 127.0.0.(k+1), keeping its port.
+func onHost(addr string, k int) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(fmt.Sprintf("127.0.0.%d", k+1), port)
+}
+
+// startStore starts redis-server for Global limits when it is installed (on 127.0.0.1:6379, or a free
+// port when that one is taken), and returns its URL ("" without one) and how to stop it.
+func startStore(ctx context.Context) (string, func()) {
+	if !redisserver.Installed() {
+		say("redis-server is not installed: Global rate limits run as onStoreError says (StoreAvailable=False). " +
+			"To get it: apt-get install redis-server")
+		return "", func() {}
+	}
+	addr := "127.0.0.1:6379"
+	if l, err := net.Listen("tcp", addr); err != nil {
+		addr = "127.0.0.1:0"
+	} else {
+		_ = l.Close()
+	}
+	srv, err := redisserver.Start(ctx, addr, os.Stderr)
+	if err != nil {
+		say("start redis-server: " + err.Error() + "; Global rate limits run as onStoreError says")
+		return "", func() {}
+	}
+	return srv.URL(), func() {
+		say("stopping redis-server")
+		srv.Stop()
+	}
+}
+
+func storeLine(url string) string {
+	if url == "" {
+		return "Global rate limits: no store (install redis-server to have one)."
+	}
+	return "Global rate limits: store " + url + " (redis-server)."
+}
