@@ -29,6 +29,9 @@ const (
 	plainHost = "plain." + ns // managed Service, no policy
 	fullHost  = "full." + ns  // RateLimit + CircuitBreaker + RetryPolicy
 	userID    = "user-42"
+	// The same never-refusing limit, from the store (Global) or local (PerReplica).
+	globalHost     = "global." + ns
+	perReplicaHost = "perreplica." + ns
 )
 
 // config is one measured configuration: a proxy process (or the backend) and the Host to ask for.
@@ -50,6 +53,12 @@ func (p *processes) configs(compare bool) []config {
 		{Name: "bare-proxy", proc: "proxy", desc: "httputil.ReverseProxy, tuned Transport", url: "http://" + p.addrs["proxy-proxy"] + "/"},
 		{Name: "gateway-no-policy", proc: "gateway", desc: "gateway, managed Service, no policy", url: gw("gateway"), host: plainHost},
 		{Name: "gateway-3-policies", proc: "gateway", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: gw("gateway"), host: fullHost},
+	}
+	if p.storeURL != "" {
+		cs = append(cs,
+			config{Name: "gateway-global-limit", proc: "gateway", desc: "gateway, RateLimit distribution Global (redis)", url: gw("gateway"), host: globalHost},
+			config{Name: "gateway-perreplica-limit", proc: "gateway", desc: "gateway, the same RateLimit PerReplica", url: gw("gateway"), host: perReplicaHost},
+		)
 	}
 	if compare {
 		cs = append(cs,
@@ -84,7 +93,7 @@ func check(c config) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %d: %s", c.Name, resp.StatusCode, body)
 	}
-	if c.host == fullHost && resp.Header.Get("X-RateLimit-Limit") == "" {
+	if (c.host == fullHost || c.host == globalHost || c.host == perReplicaHost) && resp.Header.Get("X-RateLimit-Limit") == "" {
 		return fmt.Errorf("%s: no X-RateLimit-Limit, the RateLimit is not in force: %v", c.Name, resp.Header)
 	}
 	if c.host == plainHost && resp.Header.Get("X-RateLimit-Limit") != "" {

@@ -33,6 +33,11 @@ limitations under the License.
 // round runs a closed loop (throughput at fixed concurrency) and an open loop (latency at a fixed
 // rate, measured from each request's scheduled send time).
 //
+// With redis-server installed, the parent starts one and two more configurations join: the same
+// never-refusing limit with distribution Global (tokens from the store, in batches) and PerReplica
+// (local only), to price the store; the report gives their p99 difference, their req/s ratio and the
+// store calls per request that the gateway process counted.
+//
 // -compare-bin DIR adds a second build to the same run: DIR holds that build's benchgateway, whose
 // gateway process then serves two more configurations (compare-gateway-no-policy and
 // compare-gateway-3-policies) in the same alternating rounds; a ratio table (this build over that one)
@@ -65,6 +70,8 @@ type options struct {
 	profileDir string
 	// gatewayArgs are passed to the gateway processes: cmd/gateway's GC defaults and upstream client.
 	gatewayArgs []string
+	// storeURL is the redis-server the parent started for the Global configurations, or empty.
+	storeURL string
 }
 
 // serveOptions are the flags of a proxy process (-serve).
@@ -75,6 +82,7 @@ type serveOptions struct {
 	gcPercent      int
 	memoryLimit    string
 	upstreamClient string
+	storeURL       string // the store of Global limits; empty: none
 }
 
 func main() {
@@ -96,6 +104,7 @@ func main() {
 	flag.BoolVar(&so.pprof, "pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")
 	flag.IntVar(&so.gcPercent, "gc-percent", gctune.DefaultPercent, "the gateway process's -gc-percent, as cmd/gateway's (0: Go's default)")
 	flag.StringVar(&so.memoryLimit, "memory-limit", "auto", "the gateway process's -memory-limit, as cmd/gateway's")
+	flag.StringVar(&so.storeURL, "store-url", "", "internal: the gateway process's store of Global limits (the parent starts redis-server when installed)")
 	flag.StringVar(&so.upstreamClient, "upstream-client", "", "the gateway's upstream client, as cmd/gateway's --upstream-client (fast or net/http; empty: the gateway's default)")
 	flag.Parse()
 	log.SetFlags(0)

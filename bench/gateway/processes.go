@@ -36,6 +36,8 @@ type processes struct {
 	// addrs by process and listener, as "gateway-gateway", "proxy-proxy" or "gateway-pprof".
 	addrs map[string]string
 	cmds  []*exec.Cmd
+	// storeURL is the store of the Global configurations, or empty (no redis-server).
+	storeURL string
 }
 
 // wait waits for every process to exit; the caller has cancelled their context.
@@ -55,7 +57,7 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 		return nil, fmt.Errorf("start the backend: %w", err)
 	}
 	p := &processes{backendAddr: l[0], pids: map[string]int{"direct": backend.Process.Pid}, addrs: map[string]string{},
-		cmds: []*exec.Cmd{backend}}
+		cmds: []*exec.Cmd{backend}, storeURL: o.storeURL}
 	self, err := os.Executable()
 	if err != nil {
 		return p, err
@@ -73,6 +75,9 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 		}
 		if c.which == "gateway" {
 			args = append(args, o.gatewayArgs...)
+		}
+		if c.label == "gateway" && o.storeURL != "" { // another build may not know the flag
+			args = append(args, "-store-url", o.storeURL)
 		}
 		if err := p.startProxy(ctx, c.label, c.binary, args); err != nil {
 			return p, err

@@ -65,6 +65,9 @@ type Report struct {
 	OpenSecs    float64   `json:"openSeconds"`
 	Configs     []Figures `json:"configs"`
 	Goals       []Goal    `json:"goals"`
+	// Store is what the gateway process counted of the Global configuration's store calls; absent
+	// without redis-server.
+	Store *StoreFigures `json:"store,omitempty"`
 	// Compare is this build against -compare-bin's, measured in the same rounds; absent without it.
 	Compare *Comparison `json:"compare,omitempty"`
 }

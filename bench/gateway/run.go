@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"resilience.dev/operator/bench/loadgen"
+	"resilience.dev/operator/internal/redisserver"
 )
 
 // run is the parent process: it starts the processes, checks every configuration, measures them in
@@ -33,6 +35,16 @@ import (
 func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if redisserver.Installed() {
+		st, err := redisserver.Start(ctx, "127.0.0.1:0", io.Discard)
+		if err != nil {
+			return err
+		}
+		defer st.Stop()
+		o.storeURL = st.URL()
+	} else {
+		fmt.Println("bench-gateway: redis-server is not installed; the Global-limit configurations are left out")
+	}
 	procs, err := startProcesses(ctx, o)
 	if procs != nil {
 		defer func() { cancel(); procs.wait() }()
@@ -66,6 +78,12 @@ func run(o options) error {
 	}
 	rep.Configs = m.figures()
 	rep.Goals = goals(rep.Configs, o.rate)
+	if o.storeURL != "" {
+		if rep.Store, err = storeFigures(procs.addrs["gateway-metrics"]); err != nil {
+			return err
+		}
+		rep.Goals = append(rep.Goals, globalGoals(rep.Configs, rep.Store, o.rate)...)
+	}
 	if o.compareBin != "" {
 		rep.Compare = compareBuilds(o.compareBin, rep.Configs)
 	}

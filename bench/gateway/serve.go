@@ -29,8 +29,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"resilience.dev/operator/cmd/gateway/gctune"
 	"resilience.dev/operator/internal/gateway"
+	"resilience.dev/operator/internal/globalstore"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -45,7 +48,7 @@ func runServe(so serveOptions) error {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "bench gateway process:", gctune.Apply(gctune.Settings{Percent: so.gcPercent, MemoryLimit: lim}, true, true))
-		g, err := newBenchGateway(so.backendAddr, so.upstreamClient)
+		g, err := newBenchGateway(so.backendAddr, so.upstreamClient, so.storeURL)
 		if err != nil {
 			return err
 		}
@@ -53,6 +56,12 @@ func runServe(so serveOptions) error {
 		defer cancel()
 		go g.Run(ctx)
 		srv = g.HTTPServer("")
+		ml, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go func() { _ = http.Serve(ml, promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{})) }()
+		fmt.Printf("serving metrics %s\n", ml.Addr())
 	case "proxy":
 		srv = &http.Server{Handler: bareProxy(so.backendAddr), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	default:
@@ -84,7 +93,7 @@ func runServe(so serveOptions) error {
 
 // newBenchGateway is the gateway of the benchmark: the bench snapshot applied, in local-development
 // mode (the endpoint is bench.localhost).
-func newBenchGateway(backendAddr, upstreamClient string) (*gateway.Gateway, error) {
+func newBenchGateway(backendAddr, upstreamClient, storeURL string) (*gateway.Gateway, error) {
 	host, portStr, err := net.SplitHostPort(backendAddr)
 	if err != nil || host == "" {
 		return nil, fmt.Errorf("-backend %q: want host:port", backendAddr)
@@ -97,7 +106,15 @@ func newBenchGateway(backendAddr, upstreamClient string) (*gateway.Gateway, erro
 	if err != nil {
 		return nil, err
 	}
-	g, err := gateway.New(gateway.Options{LocalDev: true, UpstreamClient: upstreamClient})
+	o := gateway.Options{LocalDev: true, UpstreamClient: upstreamClient}
+	if storeURL != "" {
+		st, err := globalstore.Open(globalstore.Options{URL: storeURL, ClientName: "bench-gateway"})
+		if err != nil {
+			return nil, err
+		}
+		o.GlobalStore = st
+	}
+	g, err := gateway.New(o)
 	if err != nil {
 		return nil, err
 	}

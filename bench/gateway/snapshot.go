@@ -18,6 +18,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,13 +57,21 @@ func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
 		RetryPolicies:   []v1alpha1.RetryPolicy{{ObjectMeta: meta("rp"), Spec: v1alpha1.RetryPolicySpec{TargetRefs: refs}}},
 		GatewayReplicas: 1,
 	}
+	for _, d := range []v1alpha1.Distribution{v1alpha1.DistributionGlobal, v1alpha1.DistributionPerReplica} {
+		addLimited(&in, strings.ToLower(string(d)), d, backendPort, created)
+	}
 	enc, err := new(compile.Compiler).Compile(in)
 	if err != nil {
 		return nil, err
 	}
 	snap := enc.Snapshot
-	if len(snap.Services) != 1 || len(snap.Policies) != 3 {
-		return nil, fmt.Errorf("compiled %d Services and %d policies, want 1 and 3", len(snap.Services), len(snap.Policies))
+	if len(snap.Services) != 3 || len(snap.Policies) != 5 {
+		return nil, fmt.Errorf("compiled %d Services and %d policies, want 3 and 5", len(snap.Services), len(snap.Policies))
+	}
+	for _, svc := range snap.Services[1:] { // sorted by name: full first
+		if rl := svc.Ports[0].RateLimit; rl == nil || (svc.Name == "global") != (rl.Limits[0].Global != nil) {
+			return nil, fmt.Errorf("Service %s: its limit is not compiled as asked", svc.Name)
+		}
 	}
 	p := snap.Services[0].Ports[0]
 	if p.RateLimit == nil || p.CircuitBreaker == nil || p.Retry == nil {
@@ -72,4 +81,24 @@ func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
 	snap.Services = append(snap.Services, plain)
 	snap.Version = 1
 	return snap, nil
+}
+
+// addLimited adds Service name, on the bench backend, with a RateLimit of one limit that never refuses,
+// of distribution d.
+func addLimited(in *compile.Input, name string, d v1alpha1.Distribution, backendPort int32, created metav1.Time) {
+	in.Services = append(in.Services, corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+	in.EndpointSlices = append(in.EndpointSlices, discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-local", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeFQDN,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(backendPort)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"bench.localhost"}}},
+	})
+	in.RateLimits = append(in.RateLimits, v1alpha1.RateLimit{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-rl-" + name), Generation: 1, CreationTimestamp: created},
+		Spec: v1alpha1.RateLimitSpec{TargetRefs: []v1alpha1.PolicyTargetReference{{Kind: "Service", Name: name}}, Distribution: ptr.To(d),
+			// Ten million per second: far from empty at any rate the bench reaches (a Global limit's
+			// burst*requests must stay under 2^52).
+			Limits: []v1alpha1.Limit{{Name: "total", Requests: 10_000_000, Period: "1s"}}},
+	})
 }

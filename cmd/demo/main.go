@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"resilience.dev/operator/internal/localstack"
+	"resilience.dev/operator/internal/redisserver"
 )
 
 func main() {
@@ -57,6 +58,7 @@ type demo struct {
 	client         *http.Client
 	failed         []string // steps that misbehaved
 	cpStop         func()
+	store          *redisserver.Server // of the Global step; nil without redis-server
 }
 
 func run(binDir string) int {
@@ -126,6 +128,9 @@ func (d *demo) close() {
 	}
 	if d.stack != nil {
 		d.stack.Close()
+	}
+	if d.store != nil {
+		d.store.Stop()
 	}
 	if d.cpStop != nil {
 		d.cpStop()

@@ -92,7 +92,7 @@ func (d *demo) startManagerAndGateway(ctx context.Context, opts localstack.Optio
 		fmt.Println()
 		return cause(ctx, err)
 	}
-	if err := d.stack.StartGateway(); err != nil {
+	if err := d.stack.StartGateway(d.startStore(ctx)...); err != nil {
 		fmt.Println()
 		return err
 	}

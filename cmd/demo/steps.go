@@ -45,6 +45,7 @@ func (d *demo) runSteps(ctx context.Context) error {
 		{"2. Circuit breaker (payments)", d.circuitBreaker},
 		{"3. Retries (catalog)", d.retries},
 		{"4. Timeouts (catalog)", d.timeouts},
+		{"5. Global rate limit across two gateway replicas (tickets)", d.globalLimit},
 	} {
 		fmt.Printf("\n%s\n%s\n", s.name, strings.Repeat("-", len(s.name)))
 		st := &step{}

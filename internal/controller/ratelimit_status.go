@@ -17,24 +17,18 @@ limitations under the License.
 package controller
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/policy"
 )
 
-// hasGlobalLimit reports whether some limit of the spec is Global (its own distribution, or the spec's).
+// hasGlobalLimit reports whether some limit of the spec is Global.
 func hasGlobalLimit(s *v1alpha1.RateLimitSpec) bool {
-	for _, l := range s.Limits {
-		d := s.Distribution
-		if l.Distribution != nil {
-			d = l.Distribution
-		}
-		if d != nil && *d == v1alpha1.DistributionGlobal {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.Limits, func(l v1alpha1.Limit) bool { return policy.IsGlobal(s, l) })
 }
 
 // setStoreAvailable writes StoreAvailable on a RateLimit with a Global limit (contract, section 7),

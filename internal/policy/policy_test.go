@@ -155,6 +155,17 @@ func TestValidate(t *testing.T) {
 		{desc: "bad duration", errs: func() []string {
 			return msgs(ValidateRateLimit(&v1alpha1.RateLimitSpec{Limits: []v1alpha1.Limit{{Name: "a", Requests: 1, Period: "1.5s"}}}))
 		}, want: []string{"spec.limits[0].period", "is not a duration"}},
+		{desc: "Global limit too large for the store's exact arithmetic", errs: func() []string {
+			g := v1alpha1.DistributionGlobal
+			return msgs(ValidateRateLimit(&v1alpha1.RateLimitSpec{Distribution: &g, Limits: []v1alpha1.Limit{{Name: "a", Requests: 1000000000, Period: "1s"}}}))
+		}, want: []string{"spec.limits[0]", "distribution Global", "too large for a Global limit"}},
+		{desc: "the same limit Split is fine", errs: func() []string {
+			return msgs(ValidateRateLimit(&v1alpha1.RateLimitSpec{Limits: []v1alpha1.Limit{{Name: "a", Requests: 1000000000, Period: "1s"}}}))
+		}},
+		{desc: "a Global limit of ten million per second is fine", errs: func() []string {
+			g := v1alpha1.DistributionGlobal
+			return msgs(ValidateRateLimit(&v1alpha1.RateLimitSpec{Limits: []v1alpha1.Limit{{Name: "a", Requests: 10000000, Period: "1s", Distribution: &g}}}))
+		}},
 		{desc: "bad trusted proxy", errs: func() []string {
 			return msgs(ValidateRateLimit(&v1alpha1.RateLimitSpec{ClientIP: &v1alpha1.ClientIPConfig{TrustedProxies: []string{"10.0.0.1"}}}))
 		}, want: []string{"trustedProxies[0]", "must be a CIDR"}},

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/patterns/globallimit"
 	"resilience.dev/operator/internal/patterns/codes"
 )
 
@@ -90,6 +91,17 @@ func ValidateRateLimit(spec *v1alpha1.RateLimitSpec) field.ErrorList {
 		for j, k := range l.Key {
 			if (k.ClientIP != nil) == (k.Header != nil) {
 				c.invalid(p.Child("key").Index(j), "", "each key part must set exactly one of clientIP or header")
+			}
+		}
+		if IsGlobal(spec, l) && l.Requests >= 1 && period > 0 {
+			// The store computes in integers exact in a float64 (Lua numbers): a limit beyond them
+			// cannot be kept exactly there.
+			burst := int64(l.Requests)
+			if l.Burst != nil {
+				burst = int64(*l.Burst)
+			}
+			if _, err := globallimit.RateOf(int64(l.Requests), period, burst); err != nil {
+				c.invalid(p, l.Name, "distribution Global: "+err.Error())
 			}
 		}
 	}
@@ -173,4 +185,13 @@ func ValidateRetryPolicy(spec *v1alpha1.RetryPolicySpec) field.ErrorList {
 		}
 	}
 	return c.errs
+}
+
+// IsGlobal reports whether limit l of spec has distribution Global (its own, or the spec's).
+func IsGlobal(spec *v1alpha1.RateLimitSpec, l v1alpha1.Limit) bool {
+	d := spec.Distribution
+	if l.Distribution != nil {
+		d = l.Distribution
+	}
+	return d != nil && *d == v1alpha1.DistributionGlobal
 }
