@@ -77,6 +77,9 @@ func newGlobalLimits(g *Gateway, reg prometheus.Registerer) (*globalLimits, erro
 			Help: "Requests a Global limit decided by its onStoreError because the store could not be asked.",
 		}),
 	}
+	for _, outcome := range []string{"ok", "refused", "error", "skipped"} {
+		gl.calls.WithLabelValues(outcome) // every series from the start: dashboards and alerts see zeros
+	}
 	for _, c := range []prometheus.Collector{gl.calls, gl.latency, gl.batch, gl.available, gl.onStore} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
