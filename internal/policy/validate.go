@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"resilience.dev/operator/api/v1alpha1"
-	"resilience.dev/operator/internal/patterns/globallimit"
 	"resilience.dev/operator/internal/patterns/codes"
+	"resilience.dev/operator/internal/patterns/globallimit"
 )
 
 // gep2257 is the Gateway API duration format; the CRD schema enforces it, and Go checks it again for
