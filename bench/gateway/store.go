@@ -78,6 +78,6 @@ func globalGoals(figs []Figures, st *StoreFigures, rate float64) []Goal {
 		{Goal: "Global limit: req/s >= 0.8x PerReplica", Actual: fmt.Sprintf("%.2fx", ratio), Met: ratio >= 0.8},
 		{Goal: "Global limit far from empty: store calls per request well under 0.1",
 			Actual: fmt.Sprintf("%.5f (%.0f calls, %.0f errors, %.0f requests)", st.CallsPerRequest, st.Calls, st.Errors, st.Requests),
-			Met: st.CallsPerRequest < 0.01},
+			Met:    st.CallsPerRequest < 0.01},
 	}
 }
