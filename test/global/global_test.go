@@ -46,9 +46,12 @@ func TestGlobalLimitIsExactAcrossReplicas(t *testing.T) {
 			ns := service(t, "exact")
 			apply(t, ns, `  distribution: `+tc.distribution+`
   limits: [{name: total, requests: 100, period: 1s, burst: 10}]`)
-			calls := storeCalls(t)
+			calls, fallbacks := storeCalls(t), storeFallbacks(t)
 			outs, span := offer(ns, tc.rate, 10*time.Second, func(i int) request { return request{replica: spread70_20_10(i)} })
-			calls = storeCalls(t) - calls
+			calls, fallbacks = storeCalls(t)-calls, storeFallbacks(t)-fallbacks
+			if fallbacks > 0 {
+				t.Fatalf("%.0f requests were decided by onStoreError: the store missed its budget, so this run did not measure Global limits", fallbacks)
+			}
 			ok, limited := tally(t, outs, "", 0, time.Hour)
 			ideal := 10 + 100*span.Seconds()
 			t.Logf("%s: offered %d in %.2fs, admitted %d (%s of 10 + 100*T = %.0f), refused %d, store calls per request %.3f",
@@ -67,6 +70,7 @@ func TestKeyedGlobalLimit(t *testing.T) {
 	apply(t, ns, `  distribution: Global
   limits: [{name: per-user, requests: 20, period: 1s, burst: 5, key: [{header: X-User}]}]`)
 	users := []string{"ann", "bob", "cy"}
+	defer noFallbacks(t, storeFallbacks(t))
 	outs, span := offer(ns, 180, 5*time.Second, func(i int) request {
 		u := users[i%3]
 		return request{replica: spread70_20_10(i / 3), header: http.Header{"X-User": {u}}, label: u}
@@ -88,6 +92,7 @@ func TestGlobalAndLocalAllOrNothing(t *testing.T) {
 	apply(t, ns, `  limits:
   - {name: all, requests: 100, period: 1s, burst: 10, distribution: Global}
   - {name: slow-path, requests: 1, period: 1s, burst: 1, distribution: PerReplica, match: {pathPrefix: /a}}`)
+	defer noFallbacks(t, storeFallbacks(t))
 	outs, span := offer(ns, 200, 5*time.Second, func(i int) request {
 		p := []string{"/a", "/b"}[i%2]
 		return request{replica: spread70_20_10(i / 2), path: p, label: p}
@@ -187,6 +192,14 @@ func checkOutage(t *testing.T, results map[string][]outcome, killAt, backAt, end
 				t.Errorf("Local admitted %.1f/s while the store was down, want the Split shares (at most 26/s)", rate)
 			}
 		}
+	}
+}
+
+// noFallbacks fails the test if requests were decided by onStoreError since the count was before.
+func noFallbacks(t *testing.T, before float64) {
+	t.Helper()
+	if n := storeFallbacks(t) - before; n > 0 {
+		t.Errorf("%.0f requests were decided by onStoreError: the store missed its budget, so this run did not measure Global limits", n)
 	}
 }
 

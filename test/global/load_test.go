@@ -141,6 +141,20 @@ func tally(t *testing.T, outs []outcome, label string, from, to time.Duration) (
 // storeCalls sums resilience_gateway_store_calls_total over the replicas (every outcome but skipped).
 func storeCalls(t *testing.T) float64 {
 	t.Helper()
+	return sumMetric(t, "resilience_gateway_store_calls_total{", `outcome="skipped"`)
+}
+
+// storeFallbacks sums resilience_gateway_store_error_decisions_total over the replicas: requests a
+// Global limit decided by onStoreError because the store could not be asked in time.
+func storeFallbacks(t *testing.T) float64 {
+	t.Helper()
+	return sumMetric(t, "resilience_gateway_store_error_decisions_total", "\x00")
+}
+
+// sumMetric sums the series whose line starts with prefix and does not contain exclude, over the
+// replicas' /metrics.
+func sumMetric(t *testing.T, prefix, exclude string) float64 {
+	t.Helper()
 	var sum float64
 	for _, m := range metrics {
 		resp, err := http.Get("http://" + m + "/metrics")
@@ -150,7 +164,7 @@ func storeCalls(t *testing.T) float64 {
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			line := sc.Text()
-			if !strings.HasPrefix(line, "resilience_gateway_store_calls_total{") || strings.Contains(line, `outcome="skipped"`) {
+			if !strings.HasPrefix(line, prefix) || strings.Contains(line, exclude) {
 				continue
 			}
 			f := strings.Fields(line)
