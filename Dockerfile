@@ -10,6 +10,9 @@
 # builds (`docker buildx build --platform linux/amd64,linux/arm64`) need no emulation.
 
 ARG GO_VERSION=1.26
+# VERSION is what --version prints and the images' version label; REVISION the source commit.
+ARG VERSION=dev
+ARG REVISION=unknown
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS source
 WORKDIR /workspace
@@ -23,21 +26,28 @@ COPY internal/ internal/
 FROM source AS build-manager
 ARG TARGETOS
 ARG TARGETARCH
+ARG VERSION
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd/manager
+    go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/manager ./cmd/manager
 
 FROM source AS build-gateway
 ARG TARGETOS
 ARG TARGETARCH
+ARG VERSION
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway
+    go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/gateway ./cmd/gateway
 
 FROM gcr.io/distroless/static:nonroot AS gateway
+ARG VERSION
+ARG REVISION
 LABEL org.opencontainers.image.title="resilience-gateway" \
       org.opencontainers.image.description="Enforcement gateway of the resilience operator" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.vendor="resilience operator authors"
 WORKDIR /
 COPY --from=build-gateway /out/gateway /gateway
 USER 65532:65532
@@ -46,9 +56,14 @@ ENTRYPOINT ["/gateway"]
 
 # Last, so that a plain `docker build .` builds the manager, as in kubebuilder projects.
 FROM gcr.io/distroless/static:nonroot AS manager
+ARG VERSION
+ARG REVISION
 LABEL org.opencontainers.image.title="resilience-manager" \
       org.opencontainers.image.description="Manager (controllers and snapshot stream) of the resilience operator" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.vendor="resilience operator authors"
 WORKDIR /
 COPY --from=build-manager /out/manager /manager
 USER 65532:65532

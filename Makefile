@@ -12,6 +12,9 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUBECTL ?= kubectl
+# VERSION is what --version prints and the images are labelled with.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO_LDFLAGS = -X main.version=$(VERSION)
 GO_TEST_FLAGS ?= -race -count=1
 
 .PHONY: all
@@ -76,8 +79,8 @@ bench: ## Benchmark the patterns beside their anchor libraries and print a ratio
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager and gateway binaries.
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/gateway ./cmd/gateway
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
@@ -89,8 +92,8 @@ KIND_CLUSTER ?= resilience
 
 .PHONY: docker-build
 docker-build: ## Build the manager and gateway images, MANAGER_IMG and GATEWAY_IMG (needs a Docker engine).
-	$(CONTAINER_TOOL) build --target manager -t $(MANAGER_IMG) .
-	$(CONTAINER_TOOL) build --target gateway -t $(GATEWAY_IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) --target manager -t $(MANAGER_IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) --target gateway -t $(GATEWAY_IMG) .
 
 .PHONY: kind-load
 kind-load: ## Load both images into the kind cluster KIND_CLUSTER (default resilience; see hack/kind-config.yaml).
@@ -145,15 +148,15 @@ GATEWAYS ?= 1
 
 .PHONY: run-local
 run-local: manifests generate setup-envtest ## Run a local control plane with the manager, GATEWAYS gateway replicas (default 1) and redis-server when installed, no cluster needed (Ctrl-C stops all).
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/run-local ./cmd/run-local
 	$(LOCALBIN)/run-local --bin $(LOCALBIN) --gateways $(GATEWAYS)
 
 .PHONY: demo
 demo: manifests generate setup-envtest ## Like run-local, plus demo backends and config/samples/: drive traffic, print what each pattern did (exit 0 if all behaved).
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/demo-backend ./cmd/demo-backend
 	go build -o $(LOCALBIN)/demo ./cmd/demo
 	$(LOCALBIN)/demo --bin $(LOCALBIN)
@@ -179,8 +182,8 @@ bench-gateway-compare: ## bench-gateway with COMPARE_REF's gateway (default main
 
 .PHONY: bench-control
 bench-control: setup-envtest ## Compile time, snapshot size, apply->enforced on the local stack, memory; table + bin/bench-control.json.
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/gateway ./cmd/gateway
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(LOCALBIN)/gateway ./cmd/gateway
 	go build -o $(LOCALBIN)/benchcontrol ./bench/control
 	$(LOCALBIN)/benchcontrol -bin $(LOCALBIN) -json $(LOCALBIN)/bench-control.json $(BENCH_CONTROL_FLAGS)
 

@@ -55,6 +55,7 @@ type config struct {
 	upstreamClient                      string
 	store                               globalstore.Options
 	storeBudget                         time.Duration
+	accessLog                           bool
 }
 
 func main() {
@@ -84,7 +85,13 @@ func main() {
 	flag.DurationVar(&c.storeBudget, "store-budget", gateway.DefaultStoreBudget, "longest wait for one store call: a slower store counts as unavailable and Global limits follow their onStoreError")
 	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.BoolVar(&c.accessLog, "access-log", false, "write one JSON line per request to standard output (off by default); traces are configured by the standard OTEL_* variables (off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp is set)")
 	flag.Parse()
+	if *showVersion {
+		printVersion(os.Stdout)
+		return
+	}
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	gcFlags := map[string]bool{}
@@ -132,7 +139,17 @@ func run(c config, log *slog.Logger) error {
 		defer st.Close()
 		store = st
 	}
+	tracer, stopTracing, err := setupTracing(ctx, c.replica)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	var accessLog *slog.Logger
+	if c.accessLog {
+		accessLog = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	}
 	gw, err := gateway.New(gateway.Options{
+		Tracer: tracer, AccessLog: accessLog,
 		GlobalStore: store, StoreBudget: c.storeBudget, OnStoreChange: func(bool, error) { client.StoreChanged() },
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
 		AllowPassThrough: c.passThrough, StaleCacheBytes: c.staleBytes, Logger: log, MaxRequestBodyBytes: c.maxRequestBodyBytes,
@@ -174,7 +191,7 @@ func run(c config, log *slog.Logger) error {
 			errs <- err
 		}
 	}()
-	log.Info("gateway started", "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev,
+	log.Info("gateway started", "version", version, "tracing", tracer != nil, "accessLog", c.accessLog, "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev,
 		"store", globalstore.Redact(c.store.URL))
 
 	return drain(ctx, c.drainDelay, log, servers, &draining, errs)

@@ -39,6 +39,17 @@ const (
 	kindTooLarge                      // the client's request body passed the body limit
 )
 
+var errKindNames = [...]string{"error", "rejected", "connect_error", "reset", "protocol_error", "try_timeout",
+	"timeout", "canceled", "bad_request", "too_large"}
+
+// String names the kind as traces show it.
+func (k errKind) String() string {
+	if int(k) < len(errKindNames) {
+		return errKindNames[k]
+	}
+	return "error"
+}
+
 // gwError is a failure the gateway answers itself, with a one-line body naming the Service.
 type gwError struct {
 	kind       errKind

@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"resilience.dev/operator/internal/patterns/backoff"
 	"resilience.dev/operator/internal/patterns/breaker"
@@ -135,6 +136,11 @@ type Options struct {
 	StoreBudget time.Duration
 	// OnStoreChange, when set, is called when the store becomes unavailable or available again.
 	OnStoreChange func(available bool, err error)
+	// Tracer, when set, traces every request: a span per request (continuing the caller's W3C
+	// traceparent), a child per try, events for retries, hedges and the gateway's own refusals.
+	Tracer trace.Tracer
+	// AccessLog, when set, receives one line per request (cmd/gateway: JSON on stdout).
+	AccessLog *slog.Logger
 }
 
 // BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of

@@ -42,6 +42,7 @@ func (s *retryStage) hedged(ctx context.Context, x *exchange, tries int, now tim
 				return false
 			}
 			s.hedgesTotal.Inc()
+			traceEvent(ctx, "hedge")
 			return true
 		},
 	}

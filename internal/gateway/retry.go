@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 
 	"resilience.dev/operator/internal/patterns/backoff"
 	"resilience.dev/operator/internal/patterns/budget"
@@ -160,6 +161,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 			return resp, err
 		}
 		s.retries[why].Inc()
+		traceEvent(ctx, "retry", attribute.Int("resilience.after_attempts", tries), attribute.Stringer("resilience.wait", wait))
 		discardResponse(resp)
 		if wait > 0 {
 			if err := sleep(ctx, s.clk, wait); err != nil {

@@ -17,6 +17,7 @@ limitations under the License.
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -71,11 +72,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 	x := &exchange{route: pr, in: r, now: g.clk.Now()}
 	x.body.limit = g.opts.MaxRequestBodyBytes
-	if err := x.prepare(); err != nil {
-		pr.svc.counters.inc(g.writeError(w, x, err))
-		return
+	ctx, span := g.requestSpan(r, pr)
+	status, err := g.exchange(ctx, w, x)
+	pr.svc.counters.inc(status)
+	if span != nil || g.opts.AccessLog != nil {
+		var ge *gwError
+		if err != nil {
+			ge = asGatewayError(err)
+		}
+		endRequestSpan(span, x, status, ge)
+		g.accessLog(x, status, span)
 	}
-	resp, err := pr.chain.serve(r.Context(), x)
+}
+
+// exchange runs x through its chain and writes the answer; it returns the status written and the
+// gateway's own error, if it wrote one.
+func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchange) (int, error) {
+	if err := x.prepare(); err != nil {
+		return g.writeError(w, x, err), err
+	}
+	resp, err := x.route.chain.serve(ctx, x)
 	if err == nil && x.body.cut.Load() {
 		// The upstream answered before the body passed the limit, and nothing has been written to
 		// the client yet: it gets the 413 rather than an answer to a request never sent whole.
@@ -83,11 +99,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 		resp, err = nil, tooLargeErr(-1, x.body.limit)
 	}
 	if err != nil {
-		pr.svc.counters.inc(g.writeError(w, x, err))
-		return
+		return g.writeError(w, x, err), err
 	}
-	pr.svc.counters.inc(resp.StatusCode)
 	g.writeResponse(w, x, resp)
+	return resp.StatusCode, nil
 }
 
 // passThrough is the route of an unmanaged in-cluster Service, when pass-through is allowed: no

@@ -49,10 +49,11 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 	x.tries.attempts.Add(1)
 	ep.inflight.Add(1)
 	t.inflight = true
-	req := x.request(ctx, t, ep)
+	req, span := u.g.trySpan(x.request(ctx, t, ep), ep, x.tries.attempts.Load())
 	start := u.g.clk.Now()
 	resp, err := u.g.rt.RoundTrip(req)
 	t.end = u.g.clk.Now()
+	endTrySpan(span, resp, err)
 	u.route.latency.Observe(t.end.Sub(start).Seconds())
 	if err != nil {
 		if resp != nil && resp.Body != nil {
