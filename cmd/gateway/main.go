@@ -19,10 +19,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -30,15 +27,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"resilience.dev/operator/cmd/gateway/gctune"
 	"resilience.dev/operator/internal/distribution"
-	distclient "resilience.dev/operator/internal/distribution/client"
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/globalstore"
 	"resilience.dev/operator/internal/patterns/globallimit"
-	"resilience.dev/operator/internal/snapshot"
 )
 
 type config struct {
@@ -115,19 +108,9 @@ func run(c config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	caPEM, err := os.ReadFile(c.caFile)
+	client, err := newStreamClient(c, log)
 	if err != nil {
-		return fmt.Errorf("read the manager's CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s holds no PEM certificate", c.caFile)
-	}
-
-	client := &distclient.Client{
-		URL: c.managerURL, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		Token: distclient.TokenFile(c.tokenFile), Replica: c.replica,
-		Log: logr.FromSlogHandler(log.Handler()).WithName("stream"),
+		return err
 	}
 	var store globallimit.Store
 	if c.store.URL != "" {
@@ -160,25 +143,7 @@ func run(c config, log *slog.Logger) error {
 		return err
 	}
 	defer gw.Close()
-	// The client decodes and validates each snapshot (whole, or a delta against the one before) and
-	// hands it over with each Service's encoding, so the gateway rebuilds only the Services that changed.
-	// The gateway logs "snapshot applied", and the client "received snapshot" with decode and apply times.
-	client.Apply = func(_ uint64, snap *snapshot.Encoded) error { return gw.Apply(snap) }
-	client.StoreHealth = func() distribution.StoreHealth {
-		ok, err := gw.StoreAvailable()
-		if ok {
-			return distribution.StoreHealth{Available: true}
-		}
-		return distribution.StoreHealth{Error: err.Error()}
-	}
-	client.Resync = func() []distribution.BreakerChange {
-		states := gw.BreakerStates()
-		out := make([]distribution.BreakerChange, len(states))
-		for i, s := range states {
-			out[i] = toChange(s)
-		}
-		return out
-	}
+	connect(client, gw)
 
 	var draining atomic.Bool
 	servers := c.servers(gw, &draining)
