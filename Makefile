@@ -114,17 +114,30 @@ uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconf
 DEPLOY_OVERLAY := bin/deploy
 
 .PHONY: deploy
-deploy: manifests ## Deploy CRDs, RBAC, manager and gateway (images MANAGER_IMG, GATEWAY_IMG) to the cluster of the current kubeconfig.
+deploy: manifests deploy-overlay ## Deploy CRDs, RBAC, manager and gateway (images MANAGER_IMG, GATEWAY_IMG) to the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k $(DEPLOY_OVERLAY)
+
+.PHONY: build-installer
+build-installer: manifests deploy-overlay ## Write dist/install.yaml: config/default in one file, images MANAGER_IMG and GATEWAY_IMG (kubectl apply --server-side -f dist/install.yaml).
+	@mkdir -p dist
+	$(KUBECTL) kustomize $(DEPLOY_OVERLAY) > dist/install.yaml
+	@echo "wrote dist/install.yaml ($$(grep -c '^kind:' dist/install.yaml) objects)"
+
+.PHONY: deploy-overlay
+deploy-overlay: ## Write the overlay of deploy and build-installer: config/default with images MANAGER_IMG and GATEWAY_IMG.
 	@mkdir -p $(DEPLOY_OVERLAY)
 	@image() { local ref="$$2" name="" digest="" tag=""; \
 	  if [[ "$$ref" == *@* ]]; then digest="$${ref#*@}"; ref="$${ref%%@*}"; fi; \
 	  name="$$ref"; if [[ "$${ref##*/}" == *:* ]]; then name="$${ref%:*}"; tag="$${ref##*:}"; fi; \
 	  printf -- '- name: %s\n  newName: %s\n' "$$1" "$$name"; \
 	  if [[ -n "$$digest" ]]; then printf '  digest: %s\n' "$$digest"; else printf '  newTag: %s\n' "$${tag:-latest}"; fi; }; \
-	{ printf '# Written by make deploy.\nresources:\n- ../../config/default\nimages:\n'; \
+	{ printf '# Written by make deploy-overlay.\nresources:\n- ../../config/default\nimages:\n'; \
 	  image resilience-operator/manager '$(MANAGER_IMG)'; image resilience-operator/gateway '$(GATEWAY_IMG)'; \
 	} > $(DEPLOY_OVERLAY)/kustomization.yaml
-	$(KUBECTL) apply --server-side -k $(DEPLOY_OVERLAY)
+
+.PHONY: chart
+chart: manifests ## Regenerate charts/resilience-operator's templates and CRDs from config/default (test/deploy checks they agree).
+	go test ./test/deploy -run TestChartIsGenerated -count=1 -update-chart
 
 .PHONY: undeploy
 undeploy: ## Remove the operator, its namespace and its CRDs (so every policy too) from the cluster of the current kubeconfig.

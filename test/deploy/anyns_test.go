@@ -102,15 +102,25 @@ func checkServingName(t *testing.T, addr, name, caPEM string) {
 	}
 }
 
-// renderIn renders config/default through an overlay that sets kustomize's namespace: ns.
-func renderIn(t *testing.T, ns string) ([]doc, []byte) {
+// renderIn renders config/default through an overlay that sets kustomize's namespace: ns, with the
+// components (paths from the repository root) added.
+func renderIn(t *testing.T, ns string, components ...string) ([]doc, []byte) {
 	t.Helper()
 	dir := t.TempDir()
-	rel, err := filepath.Rel(dir, filepath.Join(repoRoot(t), "config", "default"))
-	if err != nil {
-		t.Fatal(err)
+	relTo := func(p string) string {
+		rel, err := filepath.Rel(dir, filepath.Join(repoRoot(t), p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel
 	}
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n- %s\n", ns, rel)
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n- %s\n", ns, relTo("config/default"))
+	if len(components) > 0 {
+		k += "components:\n"
+		for _, c := range components {
+			k += "- " + relTo(c) + "\n"
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}

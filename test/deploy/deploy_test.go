@@ -878,6 +878,21 @@ func TestServerAccepts(t *testing.T) {
 		}
 	})
 
+	t.Run("server-side dry run of the Helm chart", func(t *testing.T) {
+		withValues := map[string]any{"gateway": map[string]any{"accessLog": true, "autoscaling": map[string]any{"enabled": true}},
+			"store": map[string]any{"url": "redis://valkey:6379/0", "passwordSecret": "valkey-auth"}}
+		for _, values := range []map[string]any{nil, withValues} {
+			chartDocs, manifest := renderChart(t, systemNS, values)
+			out, errOut, err := run(manifest, "apply", "--server-side", "--dry-run=server", "-f", "-")
+			if err != nil || strings.TrimSpace(errOut) != "" {
+				t.Fatalf("kubectl apply --server-side --dry-run=server of the chart (values %v): %v\n%s%s", values, err, out, errOut)
+			}
+			if n := strings.Count(out, "(server dry run)"); n != len(chartDocs) {
+				t.Errorf("%d of %d objects accepted (values %v):\n%s", n, len(chartDocs), values, out)
+			}
+		}
+	})
+
 	pod := func(d *appsv1.Deployment) *corev1.Pod {
 		return &corev1.Pod{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
