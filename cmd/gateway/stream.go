@@ -17,11 +17,8 @@ limitations under the License.
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/go-logr/logr"
 
@@ -33,16 +30,13 @@ import (
 
 // newStreamClient is the client of the manager's snapshot stream, trusting the CA of c.caFile.
 func newStreamClient(c config, log *slog.Logger) (*distclient.Client, error) {
-	caPEM, err := os.ReadFile(c.caFile)
+	// The CA file is read again at each connection: a rotated CA is trusted without a restart.
+	ca, err := distclient.NewCAFile(c.caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read the manager's CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", c.caFile)
+		return nil, fmt.Errorf("the manager's CA: %w", err)
 	}
 	return &distclient.Client{
-		URL: c.managerURL, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		URL: c.managerURL, TLS: ca.TLSConfig(),
 		Token: distclient.TokenFile(c.tokenFile), Replica: c.replica,
 		Log: logr.FromSlogHandler(log.Handler()).WithName("stream"),
 	}, nil

@@ -27,7 +27,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +66,7 @@ type config struct {
 	caSecret                           string // name or namespace/name
 	certHosts                          string
 	writeCAFile                        string
+	tlsCertFile, tlsKeyFile            string
 	replica                            string
 }
 
@@ -86,6 +86,8 @@ func main() {
 	flag.StringVar(&c.certHosts, "distribution-hosts", "", "comma-separated names and IPs in the stream's serving certificate (unset: "+defaultHosts("<namespace>")+")")
 	host, _ := os.Hostname()
 	flag.StringVar(&c.replica, "replica", envOr("POD_NAME", host), "this manager replica's name, owner of the gateway states it shares")
+	flag.StringVar(&c.tlsCertFile, "tls-cert-file", "", "serve the stream with this certificate (PEM, RSA or ECDSA; e.g. cert-manager's tls.crt) instead of one from the built-in CA; reloaded when it changes")
+	flag.StringVar(&c.tlsKeyFile, "tls-key-file", "", "the key of --tls-cert-file (e.g. cert-manager's tls.key)")
 	flag.StringVar(&c.writeCAFile, "write-ca-file", "", "also write the CA certificate to this file (local mode: the gateway reads it)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -113,7 +115,7 @@ func run(c config) error {
 		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
-	cert, err := servingCert(ctx, mgr, c, caNS, caName)
+	getCert, err := servingCert(ctx, mgr, c, caNS, caName)
 	if err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ func run(c config) error {
 	if err := wire(ctx, mgr, srv); err != nil {
 		return err
 	}
-	if err := mgr.Add(streamServer(c.streamAddr, srv, cert)); err != nil {
+	if err := mgr.Add(streamServer(c.streamAddr, srv, getCert)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -175,25 +177,6 @@ func newManager(c config, caNS string) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
 	return mgr, nil
-}
-
-// servingCert loads (or creates) the stream's CA, writes its certificate where --write-ca-file asks,
-// and issues the stream's serving certificate from it.
-func servingCert(ctx context.Context, mgr ctrl.Manager, c config, caNS, caName string) (tls.Certificate, error) {
-	ca, err := server.EnsureCA(ctx, mgr.GetAPIReader(), mgr.GetClient(), caNS, caName)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if c.writeCAFile != "" {
-		if err := os.WriteFile(c.writeCAFile, ca.CertPEM, 0o644); err != nil {
-			return tls.Certificate{}, fmt.Errorf("write CA file: %w", err)
-		}
-	}
-	cert, err := ca.Issue(time.Now(), strings.Split(c.certHosts, ",")...)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("issue serving certificate: %w", err)
-	}
-	return cert, nil
 }
 
 // wire joins the feedback loop: the snapshot builder publishes through the distribution server; the
@@ -249,13 +232,13 @@ func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 func (everyReplica) NeedLeaderElection() bool          { return false }
 
 // streamServer serves the gateways' stream over TLS (HTTP/2) on every replica, leader or not.
-func streamServer(addr string, h http.Handler, cert tls.Certificate) manager.Runnable {
+func streamServer(addr string, h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) manager.Runnable {
 	return everyReplica(func(ctx context.Context) error {
 		srv := &http.Server{
 			Addr:              addr,
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
-			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}},
+			TLSConfig:         &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}},
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

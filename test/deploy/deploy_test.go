@@ -52,6 +52,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -165,11 +166,27 @@ func decodeAll(data []byte) ([]doc, error) {
 			continue
 		}
 		obj, gvk, err := codecs.UniversalDeserializer().Decode(raw, nil, nil)
+		if runtime.IsNotRegisteredError(err) { // another project's kind (cert-manager's): kept as it is
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(mustJSON(raw)); err != nil {
+				return nil, fmt.Errorf("decode rendered object: %w\n%s", err, raw)
+			}
+			docs = append(docs, doc{raw: raw, obj: u, gvk: u.GetKind()})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("decode rendered object: %w\n%s", err, raw)
 		}
 		docs = append(docs, doc{raw: raw, obj: obj, gvk: gvk.Kind})
 	}
+}
+
+func mustJSON(y []byte) []byte {
+	j, err := utilyaml.ToJSON(y)
+	if err != nil {
+		return nil
+	}
+	return j
 }
 
 // all returns the rendered objects of one Go type.

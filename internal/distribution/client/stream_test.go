@@ -101,7 +101,7 @@ func startServer(t *testing.T, srv *server.Server) (string, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue(time.Now(), "127.0.0.1", "localhost")
+	cert, err := ca.Issue(time.Now(), time.Hour, "127.0.0.1", "localhost")
 	if err != nil {
 		t.Fatal(err)
 	}

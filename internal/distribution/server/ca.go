@@ -17,6 +17,7 @@ limitations under the License.
 package server
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,7 +39,7 @@ type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
 	KeyPEM  []byte
-	key     *ecdsa.PrivateKey
+	key     crypto.Signer
 }
 
 // NewCA makes a new self-signed CA valid for ten years.
@@ -79,15 +80,50 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
-	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	key, err := ParsePrivateKey(kb)
 	if err != nil {
 		return nil, fmt.Errorf("parse CA key: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("the CA certificate is not a CA (basic constraints)")
+	}
+	if !publicKeysEqual(cert.PublicKey, key.Public()) {
+		return nil, errors.New("the CA key does not belong to the CA certificate")
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
 }
 
-// Issue makes a serving certificate for the given DNS names and IPs, valid for a year.
-func (ca *CA) Issue(now time.Time, hosts ...string) (tls.Certificate, error) {
+// ParsePrivateKey reads an RSA (PKCS #1), ECDSA (SEC 1) or PKCS #8 (RSA, ECDSA, Ed25519) key, as
+// cert-manager, openssl and this package write them.
+func ParsePrivateKey(b *pem.Block) (crypto.Signer, error) {
+	switch b.Type {
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(b.Bytes)
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := k.(crypto.Signer); ok {
+			return s, nil
+		}
+		return nil, fmt.Errorf("a PKCS #8 key of type %T cannot sign", k)
+	}
+	return nil, fmt.Errorf("PEM block %q is not a private key (want RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)", b.Type)
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// ServingLifetime is how long a serving certificate is valid; ServingCert renews it at two thirds.
+const ServingLifetime = 90 * 24 * time.Hour
+
+// Issue makes a serving certificate for the given DNS names and IPs, valid for lifetime.
+func (ca *CA) Issue(now time.Time, lifetime time.Duration, hosts ...string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -96,7 +132,7 @@ func (ca *CA) Issue(now time.Time, hosts ...string) (tls.Certificate, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "resilience-operator manager"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
+		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -111,7 +147,11 @@ func (ca *CA) Issue(now time.Time, hosts ...string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Pool returns a certificate pool trusting this CA.
