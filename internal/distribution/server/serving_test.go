@@ -166,4 +166,3 @@ func selfSigned(t *testing.T, key crypto.Signer, isCA bool) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
-
