@@ -50,8 +50,9 @@ type gitopsObject struct {
 		DependsOn []struct {
 			Name string `json:"name"`
 		} `json:"dependsOn"`
-		Wait    bool   `json:"wait"`
-		Timeout string `json:"timeout"`
+		Wait             bool              `json:"wait"`
+		Timeout          string            `json:"timeout"`
+		HealthCheckExprs []healthCheckExpr `json:"healthCheckExprs"`
 	} `json:"spec"`
 }
 

@@ -108,6 +108,7 @@ type verdict struct {
 	argo, argoMsg string
 	kstatus       status.Status
 	kstatusMsg    string
+	flux          string // the healthCheckExprs of config/gitops/flux.yaml
 }
 
 func judge(t *testing.T, h *localstack.Harness, argoCM map[string]string, kind, ns, name string) verdict {
@@ -132,6 +133,7 @@ func judge(t *testing.T, h *localstack.Harness, argoCM map[string]string, kind, 
 		t.Fatalf("kstatus of %s %s: %v", kind, name, err)
 	}
 	v.kstatus, v.kstatusMsg = res.Status, res.Message
+	v.flux = fluxHealth(t, u.Object)
 	return v
 }
 
@@ -189,8 +191,8 @@ func TestHealthOfRealPolicies(t *testing.T) {
 	kubectl(t, h, "", "wait", "-n", ns, "--for=condition=Accepted=False", "--timeout=30s", "ratelimit/refused")
 	for _, kind := range policyKinds {
 		v := judge(t, h, cm, kind, ns, "healthy")
-		t.Logf("%s without gateways: Argo CD %s (%s), kstatus %s (%s)", kind, v.argo, v.argoMsg, v.kstatus, v.kstatusMsg)
-		if v.argo != "Progressing" || !strings.Contains(v.argoMsg, "NoGateways") || v.kstatus != status.InProgressStatus {
+		t.Logf("%s without gateways: Argo CD %s (%s), kstatus %s (%s), Flux %s", kind, v.argo, v.argoMsg, v.kstatus, v.kstatusMsg, v.flux)
+		if v.argo != "Progressing" || !strings.Contains(v.argoMsg, "NoGateways") || v.kstatus != status.InProgressStatus || v.flux != "InProgress" {
 			t.Errorf("%s accepted, no gateway: Argo CD %s %q, kstatus %s; want Progressing (NoGateways), InProgress", kind, v.argo, v.argoMsg, v.kstatus)
 		}
 	}
@@ -209,8 +211,8 @@ func TestHealthOfRealPolicies(t *testing.T) {
 	t.Logf("gateway started -> kubectl wait saw all three Ready in %s", time.Since(start).Round(time.Millisecond))
 	for _, kind := range policyKinds {
 		v := judge(t, h, cm, kind, ns, "healthy")
-		t.Logf("%s programmed: Argo CD %s (%s), kstatus %s (%s)", kind, v.argo, v.argoMsg, v.kstatus, v.kstatusMsg)
-		if v.argo != "Healthy" || v.kstatus != status.CurrentStatus {
+		t.Logf("%s programmed: Argo CD %s (%s), kstatus %s (%s), Flux %s", kind, v.argo, v.argoMsg, v.kstatus, v.kstatusMsg, v.flux)
+		if v.argo != "Healthy" || v.kstatus != status.CurrentStatus || v.flux != "Current" {
 			t.Errorf("%s accepted and programmed: Argo CD %s %q, kstatus %s; want Healthy, Current", kind, v.argo, v.argoMsg, v.kstatus)
 		}
 	}
@@ -218,8 +220,8 @@ func TestHealthOfRealPolicies(t *testing.T) {
 	// 3. Refused (its Service does not exist), with the gateway connected all along.
 	v := judge(t, h, cm, "RateLimit", ns, "refused")
 	t.Logf("refused: Argo CD %s (%s), kstatus %s (%s)", v.argo, v.argoMsg, v.kstatus, v.kstatusMsg)
-	if v.argo != "Degraded" || !strings.Contains(v.argoMsg, "TargetNotFound") || v.kstatus == status.CurrentStatus {
-		t.Errorf("refused: Argo CD %s %q, kstatus %s; want Degraded (TargetNotFound), not Current", v.argo, v.argoMsg, v.kstatus)
+	if v.argo != "Degraded" || !strings.Contains(v.argoMsg, "TargetNotFound") || v.kstatus == status.CurrentStatus || v.flux != "Failed" {
+		t.Errorf("refused: Argo CD %s %q, kstatus %s, Flux %s; want Degraded (TargetNotFound), not Current, Failed", v.argo, v.argoMsg, v.kstatus, v.flux)
 	}
 	if ok, out := readyWithin(h, ns, time.Second, "ratelimit/refused"); ok {
 		t.Errorf("kubectl wait --for=condition=Ready succeeded for a refused policy: %s", out)
