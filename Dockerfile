@@ -10,11 +10,17 @@
 # builds (`docker buildx build --platform linux/amd64,linux/arm64`) need no emulation.
 
 ARG GO_VERSION=1.26
+# The base images, to be pinned by digest where images are built (a release pipeline resolves them,
+# e.g. `crane digest gcr.io/distroless/static:nonroot`, and passes --build-arg
+# BASE_IMAGE=gcr.io/distroless/static:nonroot@sha256:...). Tags by default: this repository is
+# developed where no registry can be read, so a digest written here could not be checked.
+ARG GO_IMAGE=golang:${GO_VERSION}
+ARG BASE_IMAGE=gcr.io/distroless/static:nonroot
 # VERSION is what --version prints and the images' version label; REVISION the source commit.
 ARG VERSION=dev
 ARG REVISION=unknown
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS source
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS source
 WORKDIR /workspace
 # Dependencies first, so that source changes reuse this layer.
 COPY go.mod go.sum ./
@@ -39,7 +45,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/gateway ./cmd/gateway
 
-FROM gcr.io/distroless/static:nonroot AS gateway
+FROM ${BASE_IMAGE} AS gateway
 ARG VERSION
 ARG REVISION
 LABEL org.opencontainers.image.title="resilience-gateway" \
@@ -55,7 +61,7 @@ EXPOSE 8080 8081 9090
 ENTRYPOINT ["/gateway"]
 
 # Last, so that a plain `docker build .` builds the manager, as in kubebuilder projects.
-FROM gcr.io/distroless/static:nonroot AS manager
+FROM ${BASE_IMAGE} AS manager
 ARG VERSION
 ARG REVISION
 LABEL org.opencontainers.image.title="resilience-manager" \
