@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -34,6 +35,8 @@ type Input struct {
 	RetryPolicies   []v1alpha1.RetryPolicy
 	Services        []corev1.Service
 	EndpointSlices  []discoveryv1.EndpointSlice
+	// CaptureRange is the gateway's capture range (capture.DefaultRange when zero).
+	CaptureRange capture.Range
 	// GatewayReplicas is the number of ready gateway replicas that Split limits are divided across;
 	// values below 1 count as 1.
 	GatewayReplicas int

@@ -21,6 +21,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 )
 
 // index is the input arranged for the later stages' lookups.
@@ -30,6 +31,8 @@ type index struct {
 	// policies holds, per kind (in the order of kinds), the valid, live policies by namespace.
 	policies []map[string][]v1alpha1.Policy
 	replicas int
+	// captures holds the plan of each captured front Service (refused fronts are not in it).
+	captures map[serviceKey]*capture.Plan
 }
 
 func (c *Compiler) index(in *Input) *index {
@@ -46,13 +49,19 @@ func (c *Compiler) index(in *Input) *index {
 		}
 		idx.services[s.Namespace][s.Name] = s
 	}
+	var own []*discoveryv1.EndpointSlice
 	for i := range in.EndpointSlices {
 		s := &in.EndpointSlices[i]
+		if capture.IsManaged(s) { // a front's slices point at the gateways: never an endpoint
+			own = append(own, s)
+			continue
+		}
 		if svc := s.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			k := serviceKey{s.Namespace, svc}
 			idx.slices[k] = append(idx.slices[k], s)
 		}
 	}
+	idx.captures = planCaptures(idx, in.CaptureRange, own)
 	valid := make(map[policyGen]bool, len(c.valid))
 	for i, k := range kinds {
 		idx.policies[i] = c.validByNamespace(k, k.policies(in), valid)
@@ -81,6 +90,33 @@ func (c *Compiler) validByNamespace(k kind, items []v1alpha1.Policy, seen map[po
 		}
 		if ok {
 			out[p.GetNamespace()] = append(out[p.GetNamespace()], p)
+		}
+	}
+	return out
+}
+
+// planCaptures plans the front Services exactly as the capture reconciler does (same fronts, same
+// claims from the manager's slices, same range), so the snapshot's capture ports are the slices'.
+func planCaptures(idx *index, r capture.Range, own []*discoveryv1.EndpointSlice) map[serviceKey]*capture.Plan {
+	if r == (capture.Range{}) {
+		r = capture.DefaultRange
+	}
+	var fronts []*corev1.Service
+	for _, byName := range idx.services {
+		for _, s := range byName {
+			if capture.IsFront(s) {
+				fronts = append(fronts, s)
+			}
+		}
+	}
+	if len(fronts) == 0 {
+		return nil
+	}
+	lookup := func(ns, name string) *corev1.Service { return idx.services[ns][name] }
+	out := map[serviceKey]*capture.Plan{}
+	for _, p := range capture.PlanAll(fronts, lookup, capture.ClaimsOf(own), r) {
+		if p.Captured() {
+			out[serviceKey{p.Front.Namespace, p.Front.Name}] = p
 		}
 	}
 	return out

@@ -27,6 +27,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -46,41 +47,48 @@ type managedService struct {
 	cached bool
 }
 
-// compileServices compiles every Service that has a governed port, and returns them with the cache
-// for the next compile.
+// compileServices compiles every Service that has a governed port or is a captured front, and
+// returns them with the cache for the next compile.
 func (c *Compiler) compileServices(idx *index, ports governed) ([]managedService, map[serviceKey]*compiledService, error) {
+	managed := map[serviceKey]bool{}
+	for ns, byPort := range ports {
+		for k := range byPort {
+			managed[serviceKey{ns, k.Service}] = true
+		}
+	}
+	for key := range idx.captures { // captured traffic is served with no policy in force too
+		managed[key] = true
+	}
 	var out []managedService
 	next := make(map[serviceKey]*compiledService, len(c.cache))
-	for ns, byPort := range ports {
-		managed := map[string]bool{}
-		for k := range byPort {
-			managed[k.Service] = true
+	for key := range managed {
+		svc, eps, plan := idx.services[key.namespace][key.name], idx.slices[key], idx.captures[key]
+		if plan != nil { // the front's endpoints are its backend's
+			eps = idx.slices[serviceKey{key.namespace, plan.Backend.Name}]
 		}
-		for name := range managed {
-			key := serviceKey{ns, name}
-			svc, eps := idx.services[ns][name], idx.slices[key]
-			inputs := inputsOf(svc, eps, byPort, idx.replicas)
-			if prev := c.cache[key]; prev != nil && inputs != "" && prev.inputs == inputs {
-				next[key] = prev
-				out = append(out, managedService{key: key, compiledService: prev, cached: true})
-				continue
-			}
-			cs, err := compileService(svc, eps, byPort, idx.replicas)
-			if err != nil {
-				return nil, nil, err
-			}
-			cs.inputs = inputs
-			if inputs != "" {
-				next[key] = cs
-			}
-			out = append(out, managedService{key: key, compiledService: cs})
+		byPort := ports[key.namespace]
+		inputs := inputsOf(svc, eps, byPort, idx.replicas, plan)
+		if prev := c.cache[key]; prev != nil && inputs != "" && prev.inputs == inputs {
+			next[key] = prev
+			out = append(out, managedService{key: key, compiledService: prev, cached: true})
+			continue
 		}
+		cs, err := compileService(svc, eps, byPort, idx.replicas, plan)
+		if err != nil {
+			return nil, nil, err
+		}
+		cs.inputs = inputs
+		if inputs != "" {
+			next[key] = cs
+		}
+		out = append(out, managedService{key: key, compiledService: cs})
 	}
 	return out, next, nil
 }
 
 // compileService compiles one Service: each port with its endpoints and the policies governing it.
-func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[portKey][]v1alpha1.Policy, replicas int) (*compiledService, error) {
+// A captured front (plan not nil) has its capture ports, and the endpoints of its backend's ports.
+func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[portKey][]v1alpha1.Policy, replicas int, plan *capture.Plan) (*compiledService, error) {
 	out := snapshot.Service{Namespace: svc.Namespace, Name: svc.Name}
 	for _, sp := range svc.Spec.Ports {
 		p := snapshot.Port{Name: sp.Name, Port: sp.Port}
@@ -93,7 +101,15 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 				return nil, fmt.Errorf("compile %s %s/%s: %w", kinds[ki].Name, svc.Namespace, pol.GetName(), err)
 			}
 		}
-		p.Endpoints = endpointsFor(sp, eps)
+		endpointsOf := sp
+		if plan != nil {
+			for _, pm := range plan.Ports {
+				if pm.Port == sp.Port {
+					p.CapturePort, endpointsOf = pm.Capture, corev1.ServicePort{Name: pm.BackendName, Port: pm.BackendPort}
+				}
+			}
+		}
+		p.Endpoints = endpointsFor(endpointsOf, eps)
 		out.Ports = append(out.Ports, p)
 	}
 	sort.Slice(out.Ports, func(i, j int) bool { return out.Ports[i].Port < out.Ports[j].Port })
@@ -106,8 +122,8 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 
 // inputsOf names everything the compiled form of one Service depends on, or returns "" when some
 // input cannot be named (an object without a resourceVersion, a policy without UID or generation).
-func inputsOf(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[portKey][]v1alpha1.Policy, replicas int) string {
-	if svc.ResourceVersion == "" || svc.UID == "" {
+func inputsOf(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[portKey][]v1alpha1.Policy, replicas int, plan *capture.Plan) string {
+	if svc.ResourceVersion == "" || svc.UID == "" || plan != nil && (plan.Backend.UID == "" || plan.Backend.ResourceVersion == "") {
 		return ""
 	}
 	b := make([]byte, 0, 160)
@@ -116,6 +132,16 @@ func inputsOf(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPort map[
 	b = append(b, svc.ResourceVersion...)
 	b = append(b, "|r"...)
 	b = strconv.AppendInt(b, int64(replicas), 10)
+	if plan != nil { // the backend's ports and the capture ports shape the front's compiled form
+		b = append(b, "|b"...)
+		b = append(b, plan.Backend.UID...)
+		b = append(b, '@')
+		b = append(b, plan.Backend.ResourceVersion...)
+		for _, pm := range plan.Ports {
+			b = append(b, ',')
+			b = strconv.AppendInt(b, int64(pm.Capture), 10)
+		}
+	}
 	ids := make([]string, 0, len(eps))
 	for _, s := range eps {
 		if s.ResourceVersion == "" || s.UID == "" {

@@ -153,6 +153,10 @@ type Port struct {
 	Name      string     `json:"name,omitempty"`
 	Port      int32      `json:"port"`
 	Endpoints []Endpoint `json:"endpoints"`
+	// CapturePort, when set, is the gateway port where this port's captured traffic arrives (a front
+	// Service's port, contract section 5): everything on it is for this port, whatever its Host.
+	// The endpoints are then the backend Service's.
+	CapturePort int32 `json:"capturePort,omitempty"`
 
 	RateLimit      *RateLimit      `json:"rateLimit,omitempty"`
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`

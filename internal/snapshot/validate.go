@@ -42,6 +42,7 @@ func (s *Snapshot) ValidateServices(check func(i int) bool) error {
 	}
 	var errs []error
 	seen := make(map[serviceKey]bool, len(s.Services))
+	var captured map[int32]bool // made at the first capture port
 	for i := range s.Services {
 		svc := &s.Services[i]
 		k := serviceKey{svc.Namespace, svc.Name}
@@ -49,6 +50,18 @@ func (s *Snapshot) ValidateServices(check func(i int) bool) error {
 			errs = append(errs, fmt.Errorf("%s: listed twice", serviceWhere(i, svc)))
 		}
 		seen[k] = true
+		for j, p := range svc.Ports {
+			if p.CapturePort == 0 {
+				continue
+			}
+			if captured == nil {
+				captured = map[int32]bool{}
+			}
+			if captured[p.CapturePort] {
+				errs = append(errs, fmt.Errorf("%s.ports[%d]: capture port %d is given twice", serviceWhere(i, svc), j, p.CapturePort))
+			}
+			captured[p.CapturePort] = true
+		}
 		if check == nil || check(i) {
 			errs = append(errs, validateService(i, svc)...)
 		}
@@ -97,6 +110,9 @@ func validateService(i int, svc *Service) []error {
 			errs = append(errs, fmt.Errorf("%s: port %d is out of range or listed twice", pw(), p.Port))
 		}
 		seen = append(seen, p.Port)
+		if p.CapturePort < 0 || p.CapturePort > 65535 {
+			errs = append(errs, fmt.Errorf("%s: capture port %d is out of range", pw(), p.CapturePort))
+		}
 		for k, e := range p.Endpoints {
 			if err := e.validate(); err != nil {
 				errs = append(errs, fmt.Errorf("%s.endpoints[%d]: %w", pw(), k, err))
