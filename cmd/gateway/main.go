@@ -20,6 +20,8 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"net"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -32,6 +34,7 @@ import (
 	"resilience.dev/operator/internal/gateway"
 	"resilience.dev/operator/internal/globalstore"
 	"resilience.dev/operator/internal/patterns/globallimit"
+	"resilience.dev/operator/internal/snapshot"
 )
 
 type config struct {
@@ -49,6 +52,7 @@ type config struct {
 	store                               globalstore.Options
 	storeBudget                         time.Duration
 	accessLog                           bool
+	captureRange, captureAddress        string
 }
 
 func main() {
@@ -76,6 +80,8 @@ func main() {
 	flag.StringVar(&c.store.PasswordFile, "store-password-file", "", "file holding the store's password (a mounted Secret)")
 	flag.StringVar(&c.store.CAFile, "store-ca-file", "", "PEM CAs that sign the store's certificate (rediss:// only)")
 	flag.DurationVar(&c.storeBudget, "store-budget", gateway.DefaultStoreBudget, "longest wait for one store call: a slower store counts as unavailable and Global limits follow their onStoreError")
+	flag.StringVar(&c.captureRange, "capture-range", snapshot.DefaultCaptureRange.String(), "ports the gateway may listen on for captured traffic (front Services), first-last: the manager's --capture-range")
+	flag.StringVar(&c.captureAddress, "capture-address", "", "address capture ports listen on (unset: the host of --listen, so every interface with :8080)")
 	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
 	memoryLimit := flag.String("memory-limit", "auto", "soft memory limit of the Go runtime (as GOMEMLIMIT): auto (90% of the cgroup memory limit, none without one), off, or bytes such as 512MiB; an explicit GOMEMLIMIT wins unless this flag is given")
 	showVersion := flag.Bool("version", false, "print the version and exit")
@@ -131,7 +137,16 @@ func run(c config, log *slog.Logger) error {
 	if c.accessLog {
 		accessLog = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
+	captureRange, err := snapshot.ParsePortRange(c.captureRange)
+	if err != nil {
+		return fmt.Errorf("--capture-range: %w", err)
+	}
+	captureHost := c.captureAddress
+	if captureHost == "" {
+		captureHost, _, _ = net.SplitHostPort(c.listen)
+	}
 	gw, err := gateway.New(gateway.Options{
+		CaptureHost: captureHost, CaptureRange: captureRange,
 		Tracer: tracer, AccessLog: accessLog,
 		GlobalStore: store, StoreBudget: c.storeBudget, OnStoreChange: func(bool, error) { client.StoreChanged() },
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,
@@ -159,7 +174,7 @@ func run(c config, log *slog.Logger) error {
 	log.Info("gateway started", "version", version, "tracing", tracer != nil, "accessLog", c.accessLog, "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev,
 		"store", globalstore.Redact(c.store.URL))
 
-	return drain(ctx, c.drainDelay, log, servers, &draining, errs)
+	return drain(ctx, c.drainDelay, log, servers, gw.ShutdownCapture, &draining, errs)
 }
 
 func toChange(e gateway.BreakerEvent) distribution.BreakerChange {

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,8 +94,9 @@ func serve(servers []*http.Server, errs chan<- error) {
 
 // drain waits for a signal (ctx) or an error. On a signal it stops being ready first and keeps
 // serving for delay: the endpoints controller removes this pod from the Service only after a failed
-// probe, and requests routed here meanwhile must be answered. Then it shuts the servers down.
-func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers []*http.Server, draining *atomic.Bool, errs <-chan error) error {
+// probe, and requests routed here meanwhile must be answered. Then it shuts the servers and the
+// capture listeners down together.
+func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers []*http.Server, shutdownCapture func(context.Context), draining *atomic.Bool, errs <-chan error) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -108,8 +110,11 @@ func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers [
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { shutdownCapture(shutdown) })
 	for _, s := range servers {
-		_ = s.Shutdown(shutdown)
+		wg.Go(func() { _ = s.Shutdown(shutdown) })
 	}
+	wg.Wait()
 	return runErr
 }

@@ -45,6 +45,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/controller"
 	"resilience.dev/operator/internal/distribution"
 	"resilience.dev/operator/internal/distribution/server"
@@ -68,6 +69,8 @@ type config struct {
 	writeCAFile                        string
 	tlsCertFile, tlsKeyFile            string
 	replica                            string
+	gatewayService                     string // name or namespace/name
+	captureRange                       string
 }
 
 func main() {
@@ -82,6 +85,8 @@ func main() {
 	flag.DurationVar(&c.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to acquire or renew the lease")
 	flag.StringVar(&c.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace, where names without a namespace below are resolved (unset: $POD_NAMESPACE, which the manifests set from the pod)")
 	flag.StringVar(&c.gatewaySA, "gateway-service-account", "resilience-gateway", "ServiceAccount gateways authenticate as: name (in --namespace) or namespace/name")
+	flag.StringVar(&c.gatewayService, "gateway-service", "resilience-gateway", "the gateway's Service, whose EndpointSlices list the gateway pods that front Services are pointed at: name (in --namespace) or namespace/name")
+	flag.StringVar(&c.captureRange, "capture-range", capture.DefaultRange.String(), "ports the gateway listens on for captured traffic, first-last; capture ports of front Services are allocated from it (the gateway's --capture-range must be the same)")
 	flag.StringVar(&c.caSecret, "ca-secret", "resilience-distribution-ca", "Secret holding the stream's CA (created when absent), with the ConfigMap of its certificate beside it: name (in --namespace) or namespace/name")
 	flag.StringVar(&c.certHosts, "distribution-hosts", "", "comma-separated names and IPs in the stream's serving certificate (unset: "+defaultHosts("<namespace>")+")")
 	host, _ := os.Hostname()
@@ -125,7 +130,11 @@ func run(c config) error {
 	store := &server.ConfigMapStore{Client: mgr.GetClient(), Reader: mgr.GetCache(), Namespace: caNS}
 	srv := server.NewServer(&server.TokenReviewAuthenticator{
 		Client: mgr.GetClient(), Namespace: saNS, ServiceAccount: saName}, store, c.replica, ctrl.Log.WithName("distribution"))
-	if err := wire(ctx, mgr, srv); err != nil {
+	capt, err := captureConfig(c)
+	if err != nil {
+		return err
+	}
+	if err := wire(ctx, mgr, srv, capt); err != nil {
 		return err
 	}
 	if err := mgr.Add(streamServer(c.streamAddr, srv, getCert)); err != nil {
@@ -182,7 +191,7 @@ func newManager(c config, caNS string) (ctrl.Manager, error) {
 // wire joins the feedback loop: the snapshot builder publishes through the distribution server; the
 // server's view of the gateways (acks, replicas, breaker transitions) requeues the reconcilers,
 // retriggers the builder (Split limits depend on the replica count) and records breaker Events.
-func wire(ctx context.Context, mgr ctrl.Manager, srv *server.Server) error {
+func wire(ctx context.Context, mgr ctrl.Manager, srv *server.Server, capt *controller.CaptureReconciler) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
@@ -194,7 +203,11 @@ func wire(ctx context.Context, mgr ctrl.Manager, srv *server.Server) error {
 	if err != nil {
 		return err
 	}
-	builder := (&controller.SnapshotBuilder{Cache: mgr.GetCache(), Publisher: srv}).Init()
+	capt.Client, capt.Recorder = mgr.GetClient(), mgr.GetEventRecorder("resilience-manager")
+	if err := capt.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the capture reconciler: %w", err)
+	}
+	builder := (&controller.SnapshotBuilder{Cache: mgr.GetCache(), Publisher: srv, CaptureRange: capt.Range}).Init()
 	if err := mgr.Add(builder); err != nil {
 		return err
 	}

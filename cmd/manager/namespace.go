@@ -21,7 +21,11 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"resilience.dev/operator/internal/capture"
+	"resilience.dev/operator/internal/controller"
 )
 
 // managerService is the name of the manager's Service (config/manager/service.yaml): the default
@@ -68,4 +72,17 @@ func inNamespace(flagName, ref, ns string) (string, string, error) {
 func defaultHosts(ns string) string {
 	svc := managerService + "." + ns + ".svc"
 	return strings.Join([]string{svc, svc + ".cluster.local", "localhost", "127.0.0.1"}, ",")
+}
+
+// captureConfig reads the capture flags: the gateway's Service and the capture range.
+func captureConfig(c config) (*controller.CaptureReconciler, error) {
+	ns, name, err := inNamespace("--gateway-service", c.gatewayService, c.namespace)
+	if err != nil {
+		return nil, err
+	}
+	r, err := capture.ParseRange(c.captureRange)
+	if err != nil {
+		return nil, fmt.Errorf("--capture-range: %w", err)
+	}
+	return &controller.CaptureReconciler{Gateway: types.NamespacedName{Namespace: ns, Name: name}, Range: r}, nil
 }

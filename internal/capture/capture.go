@@ -25,11 +25,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // The names users and tools see (contract, section 5).
@@ -55,33 +55,15 @@ const (
 	MaxPorts = 100
 )
 
-// DefaultRange is the capture range of the manager and gateway flags.
-var DefaultRange = Range{First: 20000, Last: 29999}
+// Range is an inclusive range of TCP ports the gateway may listen on for captured traffic (the
+// gateway, which links no Kubernetes code, reads it from the snapshot package too).
+type Range = snapshot.PortRange
 
-// Range is an inclusive range of TCP ports the gateway may listen on for captured traffic.
-type Range struct{ First, Last int32 }
+// DefaultRange is the capture range of the manager and gateway flags.
+var DefaultRange = snapshot.DefaultCaptureRange
 
 // ParseRange reads "first-last" (or a single port).
-func ParseRange(s string) (Range, error) {
-	lo, hi, found := strings.Cut(strings.TrimSpace(s), "-")
-	if !found {
-		hi = lo
-	}
-	first, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-	last, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-	if err1 != nil || err2 != nil || first < 1 || last < first {
-		return Range{}, fmt.Errorf("capture range %q is not first-last with 1 <= first <= last <= 65535", s)
-	}
-	return Range{First: int32(first), Last: int32(last)}, nil
-}
-
-// Contains reports whether port p is in the range.
-func (r Range) Contains(p int32) bool { return r.First <= p && p <= r.Last }
-
-// Size is the number of ports in the range.
-func (r Range) Size() int { return int(r.Last-r.First) + 1 }
-
-func (r Range) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+func ParseRange(s string) (Range, error) { return snapshot.ParsePortRange(s) }
 
 // Claims are the capture ports recorded on the manager's slices: front -> front port name -> port.
 type Claims map[types.NamespacedName]map[string]int32

@@ -30,6 +30,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/compile"
 	"resilience.dev/operator/internal/snapshot"
 	"resilience.dev/operator/internal/trace"
@@ -55,6 +56,8 @@ type SnapshotBuilder struct {
 	// of changes (a kubectl apply of many objects) coalesces into few compiles. A change after a quiet
 	// spell is built at once.
 	Debounce time.Duration
+	// CaptureRange is the range capture ports are allocated from (the capture reconciler's).
+	CaptureRange capture.Range
 
 	trigger  chan struct{}
 	pending  atomic.Int64 // unix ns of the first trigger not yet built, 0 when none
@@ -195,5 +198,5 @@ func (b *SnapshotBuilder) input(ctx context.Context) (compile.Input, error) {
 		}
 	}
 	return compile.Input{RateLimits: rls.Items, CircuitBreakers: cbs.Items, RetryPolicies: rps.Items,
-		Services: svcs.Items, EndpointSlices: slices.Items, GatewayReplicas: b.Publisher.Replicas()}, nil
+		Services: svcs.Items, EndpointSlices: slices.Items, GatewayReplicas: b.Publisher.Replicas(), CaptureRange: b.CaptureRange}, nil
 }

@@ -74,6 +74,7 @@ func (g *Gateway) Apply(e *snapshot.Encoded) error {
 	if old != nil {
 		old.state.dropUnused(t.state, g.m)
 	}
+	g.capture.set(t)
 	g.ready.Store(true)
 	g.log.Info("snapshot applied", "version", e.Version, "services", len(e.Services), "policies", len(e.Policies))
 	return nil

@@ -141,6 +141,11 @@ type Options struct {
 	Tracer trace.Tracer
 	// AccessLog, when set, receives one line per request (cmd/gateway: JSON on stdout).
 	AccessLog *slog.Logger
+	// CaptureHost is the address capture ports listen on ("" for every interface; local mode: the
+	// replica's loopback address).
+	CaptureHost string
+	// CaptureRange bounds the capture ports opened (snapshot.DefaultCaptureRange when zero).
+	CaptureRange snapshot.PortRange
 }
 
 // BreakerEvent is a transition of one circuit breaker, or (from BreakerStates) the current state of
@@ -177,7 +182,8 @@ type Gateway struct {
 	passLatency    prometheus.Observer
 	passNoEndpoint prometheus.Counter
 
-	global *globalLimits
+	global  *globalLimits
+	capture *captureListeners
 
 	table   atomic.Pointer[table]
 	version atomic.Uint64
@@ -248,6 +254,9 @@ func New(o Options) (*Gateway, error) {
 	g.m = m
 	if g.global, err = newGlobalLimits(g, reg); err != nil {
 		return nil, fmt.Errorf("gateway: register store metrics: %w", err)
+	}
+	if g.capture, err = newCaptureListeners(g, reg); err != nil {
+		return nil, fmt.Errorf("gateway: register capture metrics: %w", err)
 	}
 	g.unrouted = &codeCounters{vec: m.requests}
 	// Made at once (not lazily): every metric family is there from the start.
@@ -322,6 +331,7 @@ func (g *Gateway) Run(ctx context.Context) {
 			return
 		case now := <-tm.C():
 			g.Tick(now)
+			g.capture.retry()
 		}
 	}
 }

@@ -30,6 +30,8 @@ import (
 // encoding did not change are taken over from the table before, as they are.
 type table struct {
 	services map[svcKey]*serviceRoute
+	// capture maps each capture port to the front Service port it serves.
+	capture  map[int32]*portRoute
 	state    *registry
 	policies []snapshot.PolicyRef // of the snapshot, for the "unchanged" test
 }
@@ -137,9 +139,24 @@ func (g *Gateway) build(e *snapshot.Encoded, old *table) (*table, error) {
 		pool.add(sr.state)
 		t.services[key] = sr
 	}
+	t.capture = captureRoutes(e, t)
 	for _, b := range reg.breakerMap {
 		reg.breakerList = append(reg.breakerList, b)
 	}
 	slices.SortFunc(reg.breakerList, func(a, b *breakerState) int { return strings.Compare(a.key, b.key) })
 	return t, nil
+}
+
+// captureRoutes maps the snapshot's capture ports to their port routes (a Service's routes are in
+// the order of its ports in the snapshot).
+func captureRoutes(e *snapshot.Encoded, t *table) map[int32]*portRoute {
+	out := map[int32]*portRoute{}
+	for _, svc := range e.Services {
+		for j, p := range svc.Ports {
+			if p.CapturePort != 0 {
+				out[p.CapturePort] = t.services[svcKey{svc.Namespace, svc.Name}].ports[j]
+			}
+		}
+	}
+	return out
 }
