@@ -249,7 +249,7 @@ func (s *Stack) gatewayIdentity(ctx context.Context) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create ServiceAccount %s/%s: %w", SystemNamespace, GatewaySA, err)
 	}
-	return nil
+	return s.gatewayService(ctx)
 }
 
 func (s *Stack) start(name, binary string, kubeconfig bool, args ...string) error {
