@@ -14,7 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-
 // Package capture tests capture (contract, section 5) as it runs for real: the manager and gateway
 // binaries against a local control plane, front Services applied with kubectl, their EndpointSlices
 // read back, and traffic sent to the capture ports on loopback, with no Host, a short name or the
