@@ -69,11 +69,30 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := waitReady("http://"+h.Opts.GatewayHealth+"/readyz", time.Minute); err != nil {
+		fmt.Fprintln(os.Stderr, err, h.TailLog(50))
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- last 200 lines of the manager and gateway logs ---\n%s\n", h.TailLog(200))
 	}
 	return code
+}
+
+// waitReady polls a readiness URL until it answers 200.
+func waitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %s", url, timeout)
 }
 
 func startManager() error {
