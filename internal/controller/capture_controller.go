@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -121,17 +122,18 @@ func (r *CaptureReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		if p.Backend != nil {
 			watched[types.NamespacedName{Namespace: p.Front.Namespace, Name: p.Backend.Name}] = true
 		}
-		rep, err := r.apply(ctx, p, gateway, ownByFront[p.Front])
+		own := ownByFront[p.Front]
+		delete(ownByFront, p.Front) // what is left there at the end belongs to no front
+		rep, err := r.apply(ctx, p, gateway, own)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		counts[rep.state()] += len(p.Service.Spec.Ports)
 		r.report(p, rep)
-		delete(ownByFront, p.Front)
 	}
 	for front, left := range ownByFront { // fronts deleted or no longer labelled
-		if err := r.deleteAll(ctx, left); err != nil {
+		if err := r.deleteAll(ctx, "the front is gone or no longer labelled", left); err != nil {
 			errs = append(errs, err)
 		}
 		delete(r.last, front)
@@ -140,10 +142,26 @@ func (r *CaptureReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	r.watched = watched
 	r.mu.Unlock()
 	setCapturedPorts(counts)
-	if len(errs) > 0 {
-		return reconcile.Result{}, fmt.Errorf("capture: %w", errors.Join(errs...))
+	return settle(errs)
+}
+
+// settle turns the errors of a pass into its result: a write that lost to a newer version, or that
+// the cache had not seen yet, is tried again shortly without an error (the next pass reads the
+// newer state); anything else is an error, retried with backoff.
+func settle(errs []error) (reconcile.Result, error) {
+	stale := 0
+	for _, err := range errs {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			stale++
+		}
 	}
-	return reconcile.Result{}, nil
+	switch {
+	case len(errs) == 0:
+		return reconcile.Result{}, nil
+	case stale == len(errs):
+		return reconcile.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
+	return reconcile.Result{}, fmt.Errorf("capture: %w", errors.Join(errs...))
 }
 
 // lookup reads Services from the cache.
@@ -176,7 +194,7 @@ func (r *CaptureReconciler) slicesOf(ctx context.Context, svc types.NamespacedNa
 // apply writes one front's slices: none for a refused front, else its plan's.
 func (r *CaptureReconciler) apply(ctx context.Context, p *capture.Plan, gateway, own []*discoveryv1.EndpointSlice) (frontReport, error) {
 	if !p.Captured() {
-		return frontReport{refused: p.Refused}, r.deleteAll(ctx, own)
+		return frontReport{refused: p.Refused}, r.deleteAll(ctx, "refused: "+p.Refused, own)
 	}
 	backend, err := r.slicesOf(ctx, types.NamespacedName{Namespace: p.Front.Namespace, Name: p.Backend.Name})
 	if err != nil {
@@ -189,8 +207,9 @@ func (r *CaptureReconciler) apply(ctx context.Context, p *capture.Plan, gateway,
 	return frontReport{mode: mode, ports: describePorts(p), shared: p.Shared}, nil
 }
 
-func (r *CaptureReconciler) deleteAll(ctx context.Context, slices []*discoveryv1.EndpointSlice) error {
+func (r *CaptureReconciler) deleteAll(ctx context.Context, why string, slices []*discoveryv1.EndpointSlice) error {
 	for _, s := range slices {
+		ctrl.LoggerFrom(ctx).Info("deleting a front's EndpointSlice", "namespace", s.Namespace, "name", s.Name, "why", why)
 		if err := r.Client.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete EndpointSlice %s/%s: %w", s.Namespace, s.Name, err)
 		}

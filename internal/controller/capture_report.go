@@ -53,7 +53,7 @@ func (r *CaptureReconciler) sync(ctx context.Context, desired []discoveryv1.Endp
 		switch {
 		case cur == nil:
 		case cur.AddressType != d.AddressType:
-			if err := r.deleteAll(ctx, []*discoveryv1.EndpointSlice{cur}); err != nil {
+			if err := r.deleteAll(ctx, "its address type changes", []*discoveryv1.EndpointSlice{cur}); err != nil {
 				return err
 			}
 		case sameSlice(cur, d):
@@ -75,7 +75,7 @@ func (r *CaptureReconciler) sync(ctx context.Context, desired []discoveryv1.Endp
 	for _, s := range have {
 		rest = append(rest, s)
 	}
-	return r.deleteAll(ctx, rest)
+	return r.deleteAll(ctx, "no longer needed", rest)
 }
 
 func sameSlice(cur, d *discoveryv1.EndpointSlice) bool {

@@ -145,6 +145,9 @@ func TestCaptureFailOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		open = append(open, until(t, "failed open", 2*time.Second, pointsAt("open", "pods.localhost")))
+		if l := frontSlices(t, ns, "open"); len(l) != 1 {
+			t.Fatalf("the Open front has %d slices once failed open, want 1", len(l))
+		}
 		if s := frontSlices(t, ns, "open")[0]; *s.Ports[0].Port == capturePort(t, ns, "open") {
 			t.Fatalf("failed open on the capture port %d, not the pods' port", *s.Ports[0].Port)
 		}
