@@ -48,7 +48,7 @@ ensure_kubectl() {
 # kube-controller-manager: no envtest download ships it, so it is always built from source, once.
 ensure_controller_manager() {
   if [[ ! -x "$STORE/kube-controller-manager" ]]; then
-    log "building kube-controller-manager v$K8S_VERSION (about 4 minutes, once per machine)..."
+    log "building kube-controller-manager v$K8S_VERSION (about 6 minutes on 2 cores after kube-apiserver's build, once per machine)..."
     build_from_kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "$STORE/kube-controller-manager"
   fi
   ln -sfn "$STORE/kube-controller-manager" "$OUT/kube-controller-manager"
