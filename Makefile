@@ -152,7 +152,7 @@ $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
 .PHONY: setup-envtest
-setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else build once from the Go module proxy).
+setup-envtest: ## Provide kube-apiserver and etcd in bin/k8s (download, else build once from the Go module proxy), and kube-controller-manager (built once).
 	@LOCALBIN=$(LOCALBIN) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/setup-envtest.sh
 
 ##@ Local

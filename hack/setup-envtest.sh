@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Provides kube-apiserver and etcd for envtest in bin/k8s/.
+# Provides kube-apiserver, etcd and kube-controller-manager for envtest in bin/k8s/ (kubectl too,
+# where it is not installed).
 #
-# Order of attempts:
+# Order of attempts for kube-apiserver and etcd:
 #   1. the setup-envtest store (under the user's data directory) already holds them: reuse;
 #   2. setup-envtest downloads them (the kubebuilder way; fails fast without a network);
 #   3. build them from the Go module proxy into that same store, once.
+# kube-controller-manager (tests that need the real EndpointSlice controller and garbage collector
+# run it) is never in setup-envtest's downloads, so in every path it is reused from the store or
+# built into it from the Go module proxy, once.
 # The store outlives clean clones of the repository, so CI builds at most once per machine.
 set -euo pipefail
 
@@ -26,7 +30,9 @@ have_store() { [[ -x "$STORE/kube-apiserver" && -x "$STORE/etcd" ]]; }
 link_out() {
   mkdir -p "$OUT"
   for b in kube-apiserver etcd; do ln -sfn "$STORE/$b" "$OUT/$b"; done
-  [[ -x "$STORE/kubectl" ]] && ln -sfn "$STORE/kubectl" "$OUT/kubectl"
+  for b in kubectl kube-controller-manager; do
+    if [[ -x "$STORE/$b" ]]; then ln -sfn "$STORE/$b" "$OUT/$b"; fi
+  done
   log "using $STORE (linked into bin/k8s)"
 }
 
@@ -37,6 +43,15 @@ ensure_kubectl() {
   log "building kubectl v$K8S_VERSION (about 2 minutes, once per machine)..."
   build_from_kubernetes k8s.io/kubernetes/cmd/kubectl "$STORE/kubectl"
   ln -sfn "$STORE/kubectl" "$OUT/kubectl"
+}
+
+# kube-controller-manager: no envtest download ships it, so it is always built from source, once.
+ensure_controller_manager() {
+  if [[ ! -x "$STORE/kube-controller-manager" ]]; then
+    log "building kube-controller-manager v$K8S_VERSION (about 6 minutes on 2 cores after kube-apiserver's build, once per machine)..."
+    build_from_kubernetes k8s.io/kubernetes/cmd/kube-controller-manager "$STORE/kube-controller-manager"
+  fi
+  ln -sfn "$STORE/kube-controller-manager" "$OUT/kube-controller-manager"
 }
 
 # build_from_kubernetes builds one command of k8s.io/kubernetes in a throwaway module whose every
@@ -62,7 +77,7 @@ build_from_kubernetes() {
   rm -rf "$mod"
 }
 
-if have_store; then link_out; ensure_kubectl; exit 0; fi
+if have_store; then link_out; ensure_kubectl; ensure_controller_manager; exit 0; fi
 
 # 2. The kubebuilder way.
 if [[ ! -x "$LOCALBIN/setup-envtest" ]]; then
@@ -72,7 +87,7 @@ fi
 if [[ -x "$LOCALBIN/setup-envtest" ]]; then
   log "trying to download envtest binaries $K8S_VERSION"
   if dir="$(timeout 60 "$LOCALBIN/setup-envtest" use "$K8S_VERSION" -p path 2>/dev/null)" && [[ -x "$dir/kube-apiserver" ]]; then
-    STORE="$dir"; link_out; ensure_kubectl; exit 0
+    STORE="$dir"; link_out; ensure_kubectl; ensure_controller_manager; exit 0
   fi
   log "download unavailable; building from the Go module proxy instead"
 fi
@@ -97,3 +112,4 @@ fi
 
 link_out
 ensure_kubectl
+ensure_controller_manager

@@ -37,6 +37,8 @@ type ControlPlane struct {
 
 	env     *envtest.Environment
 	certDir string
+	// assets is the directory kube-apiserver was started from; kube-controller-manager sits beside it.
+	assets string
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS when set, else from the repository's
@@ -46,10 +48,7 @@ func Start() (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
+	assets := assetsDir(root)
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		return nil, fmt.Errorf("no kube-apiserver in %s: run `make setup-envtest` first: %w", assets, err)
 	}
@@ -70,7 +69,7 @@ func Start() (*ControlPlane, error) {
 		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("start local control plane: %w", err)
 	}
-	return &ControlPlane{Config: cfg, Root: root, env: env, certDir: certDir}, nil
+	return &ControlPlane{Config: cfg, Root: root, env: env, certDir: certDir, assets: assets}, nil
 }
 
 // Stop stops kube-apiserver and etcd and removes their data.
@@ -108,16 +107,24 @@ func (c *ControlPlane) KubeConfig() ([]byte, error) {
 // Kubectl returns the kubectl to run: the one next to kube-apiserver (envtest ships it, and
 // `make setup-envtest` builds it where kubectl is not installed), else the one on PATH.
 func Kubectl() string {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if root, err := RepoRoot(); err == nil {
-			assets = filepath.Join(root, "bin", "k8s")
-		}
-	}
+	root, _ := RepoRoot()
+	assets := assetsDir(root)
 	if p := filepath.Join(assets, "kubectl"); assets != "" && isExecutable(p) {
 		return p
 	}
 	return "kubectl"
+}
+
+// assetsDir is where the control plane's binaries are: KUBEBUILDER_ASSETS when set, else the
+// repository's bin/k8s ("" when neither is known).
+func assetsDir(root string) string {
+	if assets := os.Getenv("KUBEBUILDER_ASSETS"); assets != "" {
+		return assets
+	}
+	if root == "" {
+		return ""
+	}
+	return filepath.Join(root, "bin", "k8s")
 }
 
 func isExecutable(path string) bool {
