@@ -53,7 +53,7 @@ vet: ## Run go vet.
 
 .PHONY: test
 test: manifests generate fmt vet setup-envtest ## Run every test (unit, envtest) on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s" RESILIENCE_REQUIRE_KCM=1 go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-reliability
 test-reliability: setup-envtest ## Faults, soak (RELIABILITY_SOAK, default 5m), hostile input and trust, on the real binaries.

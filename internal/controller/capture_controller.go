@@ -204,7 +204,37 @@ func (r *CaptureReconciler) apply(ctx context.Context, p *capture.Plan, gateway,
 	if err := r.sync(ctx, desired, own); err != nil {
 		return frontReport{}, err
 	}
+	if !p.Shared {
+		if err := r.dropOrphans(ctx, p); err != nil {
+			return frontReport{}, err
+		}
+	}
 	return frontReport{mode: mode, ports: describePorts(p), shared: p.Shared}, nil
+}
+
+// endpointSliceController is the managed-by value of the EndpointSlice controller's slices.
+const endpointSliceController = "endpointslice-controller.k8s.io"
+
+// dropOrphans deletes the EndpointSlice controller's slices of a front without a selector: the
+// controller stops updating a Service's slices when its selector is removed but leaves them in place,
+// so after a migration they would keep sending part of the traffic past the gateway, to pod addresses
+// that go stale as pods are replaced.
+func (r *CaptureReconciler) dropOrphans(ctx context.Context, p *capture.Plan) error {
+	slices, err := r.slicesOf(ctx, p.Front)
+	if err != nil {
+		return err
+	}
+	var orphans []*discoveryv1.EndpointSlice
+	for _, s := range slices {
+		if s.Labels[discoveryv1.LabelManagedBy] == endpointSliceController {
+			orphans = append(orphans, s)
+		}
+	}
+	if len(orphans) > 0 && r.Recorder != nil {
+		r.Recorder.Eventf(p.Service, nil, corev1.EventTypeNormal, ReasonCaptureProgrammed, "Capture",
+			"the selector is gone: removed %d EndpointSlice(s) the EndpointSlice controller left behind, so all traffic passes the gateway", len(orphans))
+	}
+	return r.deleteAll(ctx, "left behind by the EndpointSlice controller when the front's selector was removed", orphans)
 }
 
 func (r *CaptureReconciler) deleteAll(ctx context.Context, why string, slices []*discoveryv1.EndpointSlice) error {

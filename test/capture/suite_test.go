@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"resilience.dev/operator/internal/capture"
+	"resilience.dev/operator/internal/controlplane"
 	"resilience.dev/operator/internal/localstack"
 )
 
@@ -59,6 +60,12 @@ func run(m *testing.M) int {
 	}
 	defer h.Close()
 	harness, stack, k8s = h, h.Stack, h.Client
+	stopKCM, err := startControllerManager(h.CP)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stopKCM()
 	rangeFirst = freeRange(64)
 	captureRange = fmt.Sprintf("%d-%d", rangeFirst, rangeFirst+63)
 	if err := startManager(); err != nil {
@@ -78,6 +85,24 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "--- last 200 lines of the manager and gateway logs ---\n%s\n", h.TailLog(200))
 	}
 	return code
+}
+
+// kcmRunning says whether the real kube-controller-manager runs (its EndpointSlice controller and
+// garbage collector); tests that need it skip without it unless RESILIENCE_REQUIRE_KCM is set, as
+// make test sets it.
+var kcmRunning bool
+
+func startControllerManager(cp *controlplane.ControlPlane) (func(), error) {
+	if _, err := os.Stat(controlplane.ControllerManagerBinary()); err != nil && os.Getenv("RESILIENCE_REQUIRE_KCM") == "" {
+		fmt.Fprintln(os.Stderr, "no kube-controller-manager (make setup-envtest builds it): the tests that need it skip")
+		return func() {}, nil
+	}
+	kcm, err := cp.StartControllerManager("endpointslice", "endpointslicemirroring", "garbagecollector")
+	if err != nil {
+		return nil, err
+	}
+	kcmRunning = true
+	return func() { _ = kcm.Stop() }, nil
 }
 
 // waitReady polls a readiness URL until it answers 200.
