@@ -31,8 +31,9 @@ import (
 
 // Upstream clients of the built-in transport (Options.UpstreamClient).
 const (
-	// UpstreamClientFast sends plain HTTP/1.1 requests whose body is absent or buffered with the
-	// gateway's own lean client (h1Client), and everything else with net/http's Transport.
+	// UpstreamClientFast sends plain HTTP/1.1 requests whose body is absent or buffered, of at most
+	// 16 KiB with their head, with the gateway's own lean client (h1Client), and everything else
+	// with net/http's Transport.
 	UpstreamClientFast = "fast"
 	// UpstreamClientNetHTTP sends every request with net/http's Transport.
 	UpstreamClientNetHTTP = "net/http"
@@ -40,9 +41,12 @@ const (
 
 const (
 	// h1MaxRequestBytes bounds a request the lean client sends (request line, header and body, in
-	// one write): a buffered body of MaxReplayBody with a header of up to 8 KiB fits. Anything
-	// larger goes to net/http's Transport.
-	h1MaxRequestBytes = MaxReplayBody + 8<<10
+	// one write). The lean client reads the response only once the write is done, so the write must
+	// not depend on the upstream reading: a request this small fits the socket buffers (the send
+	// buffer alone is 16 KiB by default on Linux), and an upstream that answers early (413, 401)
+	// without reading the body is read at once, as net/http's Transport (which reads while it
+	// writes) does. Anything larger goes to net/http's Transport.
+	h1MaxRequestBytes = 16 << 10
 	// h1ReadBufferSize is the size of the bufio.Reader a connection borrows while it carries a
 	// request. Larger reads (the gateway copies bodies 32 KiB at a time) bypass it.
 	h1ReadBufferSize = 8 << 10
@@ -53,8 +57,8 @@ const (
 )
 
 // h1Client is a lean HTTP/1.1 client (an http.RoundTripper) for the gateway's common case: a plain
-// http:// request with no body or a buffered one of known length, no Expect, no upgrade, nothing
-// unusual. Every other request goes to fallback (net/http's Transport, which shares the dialer).
+// http:// request with no body or a buffered one of known length, of at most h1MaxRequestBytes in
+// all, no Expect, no upgrade, nothing unusual. Every other request goes to fallback (net/http's Transport, which shares the dialer).
 //
 // It runs the whole exchange on the caller's goroutine, where net/http's Transport hands each
 // request to a writer and a reader goroutine per connection: the request goes out in one write,

@@ -1,0 +1,90 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// answersEarly reads the request head only, answers at once and keeps the connection open without
+// reading the body, until stop is closed: an upstream refusing a large body (413, 401).
+func answersEarly(answer string, stop <-chan struct{}) func(net.Conn, int) {
+	return func(c net.Conn, _ int) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, answer); err != nil {
+			return
+		}
+		<-stop
+	}
+}
+
+// An upstream that answers before it reads the request body, and keeps the connection, has its
+// answer returned by both clients, at once: neither waits for the whole body to be written.
+func TestH1ClientEarlyResponse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc     string
+		size     int
+		buffered bool
+	}{
+		{desc: "small buffered body", size: 1 << 10, buffered: true},
+		{desc: "buffered body of 16 KiB", size: 16 << 10, buffered: true},
+		{desc: "buffered body of MaxReplayBody", size: MaxReplayBody, buffered: true},
+		{desc: "streamed body of 8 MiB", size: 8 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			for name, rt := range clientsUnderTest(4) {
+				stop := make(chan struct{})
+				s := newRawServerOn(t, listenNarrow(t), answersEarly("HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much", stop))
+				t.Cleanup(func() { close(stop) })
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				data := bytes.Repeat([]byte("b"), tt.size)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/upload", bytes.NewReader(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tt.buffered {
+					req.GetBody = nil
+				}
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					cancel()
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				b, err := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				cancel()
+				if resp.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too much" || err != nil {
+					t.Errorf("%s: got %d %q %v, want 413 \"too much\"", name, resp.StatusCode, b, err)
+				}
+				rt.CloseIdleConnections()
+			}
+		})
+	}
+}
