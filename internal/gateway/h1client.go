@@ -48,8 +48,11 @@ const (
 	// writes) does. Anything larger goes to net/http's Transport.
 	h1MaxRequestBytes = 16 << 10
 	// h1ReadBufferSize is the size of the bufio.Reader a connection borrows while it carries a
-	// request. Larger reads (the gateway copies bodies 32 KiB at a time) bypass it.
-	h1ReadBufferSize = 8 << 10
+	// request, and net/http's Transport's ReadBufferSize: the same, because it bounds what
+	// http.ReadResponse accepts (the trailer section of a chunked body must fit it), so that both
+	// clients accept the same responses. Reads as large (the gateway copies bodies 32 KiB at a
+	// time) bypass it.
+	h1ReadBufferSize = 32 << 10
 	// h1IdleTimeout is how long an idle connection is kept (http.Transport.IdleConnTimeout).
 	h1IdleTimeout = 90 * time.Second
 	// h1MaxResponseHeaderBytes is http.Transport.MaxResponseHeaderBytes of the built-in transport.

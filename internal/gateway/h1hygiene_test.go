@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,6 +85,50 @@ func TestH1ClientEarlyResponse(t *testing.T) {
 					t.Errorf("%s: got %d %q %v, want 413 \"too much\"", name, resp.StatusCode, b, err)
 				}
 				rt.CloseIdleConnections()
+			}
+		})
+	}
+}
+
+// Lines longer than the lean client's read buffer (a trailer, a header line, a chunk line) end as
+// they do with net/http's Transport, whose buffer is 32 KiB.
+func TestH1ClientLongLines(t *testing.T) {
+	t.Parallel()
+	long := func(n int) string { return strings.Repeat("v", n) }
+	tests := []struct {
+		desc     string
+		response string
+		keep     []string
+	}{
+		{desc: "trailer of 10 KiB", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n" +
+			"3\r\nabc\r\n0\r\nX-Sum: " + long(10<<10) + "\r\n\r\n"},
+		{desc: "trailer of 40 KiB", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3\r\nabc\r\n0\r\nX-Sum: " + long(40<<10) + "\r\n\r\n"},
+		{desc: "trailers of 3 x 6 KiB", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3\r\nabc\r\n0\r\nX-A: " + long(6<<10) + "\r\nX-B: " + long(6<<10) + "\r\nX-C: " + long(6<<10) + "\r\n\r\n"},
+		{desc: "header line of 10 KiB", keep: []string{"X-Long"},
+			response: "HTTP/1.1 200 OK\r\nX-Long: " + long(10<<10) + "\r\nContent-Length: 2\r\n\r\nok"},
+		{desc: "status line of 10 KiB", response: "HTTP/1.1 200 " + long(10<<10) + "\r\nContent-Length: 2\r\n\r\nok"},
+		{desc: "chunk extension of 10 KiB", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3;e=" + long(10<<10) + "\r\nabc\r\n0\r\n\r\n"},
+		{desc: "chunk extension of 3 KiB", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3;e=" + long(3<<10) + "\r\nabc\r\n0\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			got := map[string]string{}
+			for name, rt := range clientsUnderTest(4) {
+				s := newRawServer(t, scripted(writes(tt.response)))
+				req, err := http.NewRequest(http.MethodGet, "http://"+s.addr+"/s", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[name] = exchangeOnce(t, rt, s, req, tt.keep...).String()
+				rt.CloseIdleConnections()
+			}
+			if got[UpstreamClientFast] != got[UpstreamClientNetHTTP] {
+				t.Errorf("outcomes differ:\n fast     %.300s\n net/http %.300s", got[UpstreamClientFast], got[UpstreamClientNetHTTP])
 			}
 		})
 	}
