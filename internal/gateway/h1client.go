@@ -76,11 +76,12 @@ const (
 //   - dial errors are those of the dialer (the dial guard's included), read and write errors those of
 //     the connection, io.EOF or io.ErrUnexpectedEOF for a connection closed before or within the
 //     response head;
-//   - a reused connection the server had closed does not surface: a request that fails on one
-//     before any response byte arrived is sent again on a new connection when nothing of it was
-//     written, or when net/http would retry it too (GET, HEAD, OPTIONS, TRACE, or an
-//     Idempotency-Key). Before it reuses a connection, it also checks without blocking that the
-//     server has not closed it (as net/http's reader goroutine would have noticed);
+//   - a reused connection the server had closed does not surface: a request whose write fails on
+//     one is sent again on a new connection when nothing of it was written (never once part of it
+//     went out); a request written whole that fails before any response byte arrived is sent
+//     again when net/http would retry it too (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key).
+//     Before it reuses a connection, it also checks without blocking that the server has not
+//     closed it (as net/http's reader goroutine would have noticed);
 //   - 1xx responses before the final one are skipped; HEAD, 204, 304 and Content-Length: 0 have no
 //     body; chunked bodies and trailers, Connection: close and HTTP/1.0 are as http.ReadResponse
 //     reads them; a response head over 1 MiB fails.
@@ -214,7 +215,10 @@ func (c *h1Client) send(ctx context.Context, req *http.Request, p *h1pool, pc *h
 		if ctx.Err() != nil {
 			return nil, false, context.Cause(ctx)
 		}
-		return nil, reused && (n == 0 || isReplayable(req)), err
+		// Sent again only when none of it went out: a request cut in the middle may have reached
+		// the server in part, and net/http's Transport does not send it again either (its write
+		// error is "connection broken", which it never retries).
+		return nil, reused && n == 0, err
 	}
 	var resp *http.Response
 	for {

@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -129,6 +130,90 @@ func TestH1ClientLongLines(t *testing.T) {
 			}
 			if got[UpstreamClientFast] != got[UpstreamClientNetHTTP] {
 				t.Errorf("outcomes differ:\n fast     %.300s\n net/http %.300s", got[UpstreamClientFast], got[UpstreamClientNetHTTP])
+			}
+		})
+	}
+}
+
+// cutConn writes only half of its second write, then fails: a reused connection that breaks in the
+// middle of a request. It leaves the connection open: the write error is all the client sees (a
+// peer's reset would also fail the read, and net/http's Transport, when its reader sees that first,
+// sends a replayable request again: that race is net/http's, not a rule to copy).
+type cutConn struct {
+	net.Conn
+	writes int
+}
+
+var errCut = errors.New("test: connection cut in the middle of a write")
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	c.writes++
+	if c.writes < 2 {
+		return c.Conn.Write(b)
+	}
+	n, _ := c.Conn.Write(b[:len(b)/2])
+	return n, errCut
+}
+
+// A request partly written on a reused connection before it broke is not sent again, even when
+// net/http's Transport would send it again had nothing been written (GET, an Idempotency-Key): the
+// server may have acted on it. Both clients fail the request, on the one connection.
+func TestH1ClientNoResendAfterPartialWrite(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc   string
+		method string
+		header string
+	}{
+		{desc: "GET", method: http.MethodGet},
+		{desc: "HEAD", method: http.MethodHead},
+		{desc: "POST with Idempotency-Key", method: http.MethodPost, header: "Idempotency-Key"},
+		{desc: "POST", method: http.MethodPost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			d := &net.Dialer{}
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, p, _ := net.SplitHostPort(addr)
+				c, err := d.DialContext(ctx, network, "127.0.0.1:"+p)
+				if err != nil {
+					return nil, err
+				}
+				return &cutConn{Conn: c}, nil
+			}
+			clients := map[string]upstreamTransport{
+				UpstreamClientFast:    newH1Client(dial, &http.Transport{DialContext: dial}, 4),
+				UpstreamClientNetHTTP: &http.Transport{DialContext: dial},
+			}
+			for name, rt := range clients {
+				s := newRawServer(t, scripted(writes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")))
+				for i := range 2 {
+					req, err := http.NewRequest(tt.method, "http://"+s.addr+"/s", nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if tt.header != "" {
+						req.Header.Set(tt.header, "k1")
+					}
+					resp, err := rt.RoundTrip(req)
+					if i == 0 {
+						if err != nil {
+							t.Fatalf("%s: first request: %v", name, err)
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						_ = resp.Body.Close()
+						continue
+					}
+					if err == nil {
+						_ = resp.Body.Close()
+						t.Errorf("%s: the request cut on a reused connection succeeded (sent again)", name)
+					}
+				}
+				rt.CloseIdleConnections()
+				if n := s.conns.Load(); n != 1 {
+					t.Errorf("%s: %d connections, want 1 (no second dial to send the request again)", name, n)
+				}
 			}
 		})
 	}
