@@ -116,7 +116,7 @@ func (c *h1Client) CloseIdleConnections() {
 
 var (
 	errH1ReadOnClosedBody = errors.New("http: read on closed response body")
-	errH1Switch           = errors.New("gateway: the upstream switched protocols (101) on a request without Upgrade")
+	errH1Switch           = errors.New("the upstream switched protocols (101) on a request without Upgrade")
 	aLongTimeAgo          = time.Unix(1, 0)
 )
 

@@ -1,0 +1,93 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"resilience.dev/operator/internal/snapshot"
+)
+
+// gatewayBefore serves a gateway with the given upstream client on a real listener (HTTPServer),
+// in front of a raw upstream that runs script; it returns the gateway's address and the upstream.
+func gatewayBefore(t *testing.T, o Options, script func(net.Conn, *bufio.Reader, *http.Request, int, int) bool) (string, *rawServer) {
+	t.Helper()
+	s := newRawServer(t, scripted(script))
+	_, p, _ := net.SplitHostPort(s.addr)
+	n, _ := strconv.Atoi(p)
+	pt := port(snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true})
+	o.LocalDev = true
+	g := newGW(t, o, nil, snap(1, pt))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := g.HTTPServer("")
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String(), s
+}
+
+// rawExchange writes raw to the gateway at addr and reads one response (its body whole); the
+// connection is returned for more.
+func rawExchange(t *testing.T, addr, raw string) (*http.Response, string, net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatalf("response body: %v", err)
+	}
+	return resp, string(b), c
+}
+
+// An upstream that switches protocols (101) on a request that did not ask for it gets the client a
+// 502 from the gateway, with either upstream client (net/http's hands the connection over as the
+// body of the 101, which the gateway must not pass on).
+func TestGatewayUnaskedSwitch(t *testing.T) {
+	t.Parallel()
+	for _, client := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := gatewayBefore(t, Options{UpstreamClient: client},
+				writes("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+			resp, body, _ := rawExchange(t, addr, "GET /chat HTTP/1.1\r\nHost: api.shop\r\n\r\n")
+			if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "shop/api: the upstream switched protocols") {
+				t.Fatalf("got %d %q, want the gateway's 502", resp.StatusCode, body)
+			}
+		})
+	}
+}
