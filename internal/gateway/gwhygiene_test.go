@@ -18,6 +18,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -87,6 +88,46 @@ func TestGatewayUnaskedSwitch(t *testing.T) {
 			resp, body, _ := rawExchange(t, addr, "GET /chat HTTP/1.1\r\nHost: api.shop\r\n\r\n")
 			if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "shop/api: the upstream switched protocols") {
 				t.Fatalf("got %d %q, want the gateway's 502", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// echoRequest answers with describeRequest of what the upstream received (scripted has read the
+// body: its length is in cl).
+func echoRequest(c net.Conn, _ *bufio.Reader, req *http.Request, _, _ int) bool {
+	b, _ := describeRequest(req)
+	_, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+	return err == nil
+}
+
+// Expect: 100-continue is the gateway's to answer: the client gets 100 Continue from the gateway
+// (net/http's server sends it when the body is read), and the upstream never sees the Expect
+// header (else net/http's Transport would wait a second for an upstream's 100 on every request).
+func TestGatewayAnswersExpectContinue(t *testing.T) {
+	t.Parallel()
+	for _, client := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := gatewayBefore(t, Options{UpstreamClient: client}, echoRequest)
+			interim, _, c := rawExchange(t, addr, "PUT /put HTTP/1.1\r\nHost: api.shop\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+			if interim.StatusCode != http.StatusContinue {
+				t.Fatalf("got %d before the body, want 100 Continue", interim.StatusCode)
+			}
+			if _, err := io.WriteString(c, "body"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 || err != nil {
+				t.Fatalf("got %d %q %v", resp.StatusCode, b, err)
+			}
+			if want := "PUT /put api.shop cl=4 body=0 [Content-Length X-Forwarded-For]"; string(b) != want {
+				t.Fatalf("the upstream saw %q, want %q", b, want)
 			}
 		})
 	}

@@ -90,6 +90,11 @@ func isHopByHop(k string) bool {
 	return false
 }
 
+// isExpect matches Expect: the gateway answers "Expect: 100-continue" itself (net/http's server
+// sends 100 Continue when the body is first read, and refuses any other expectation with 417), and
+// the body it forwards is already there, so the upstream is not asked to wait for it.
+func isExpect(k string) bool { return len(k) == 6 && strings.EqualFold(k, "Expect") }
+
 func isResilienceHeader(k string) bool {
 	const p = "X-Resilience-"
 	return len(k) >= len(p) && strings.EqualFold(k[:len(p)], p)
@@ -99,13 +104,14 @@ func isResilienceHeader(k string) bool {
 var teTrailers = []string{"trailers"}[:1:1]
 
 // outboundHeader returns the header of the outbound request: in's fields without the hop-by-hop
-// ones (those named by Connection too) and without any X-Resilience-* header a client sent. It
+// ones (those named by Connection too), without Expect and without any X-Resilience-* header a
+// client sent. It
 // copies the map in one pass and shares the value slices of in, which nothing modifies (their
 // capacity is cut to their length, so an append copies); room is left for the gateway's own fields.
 func outboundHeader(in http.Header) http.Header {
 	h := make(http.Header, len(in)+2)
 	for k, vv := range in {
-		if isHopByHop(k) || isResilienceHeader(k) {
+		if isHopByHop(k) || isResilienceHeader(k) || isExpect(k) {
 			continue
 		}
 		h[k] = vv[:len(vv):len(vv)]
