@@ -132,3 +132,27 @@ func TestGatewayAnswersExpectContinue(t *testing.T) {
 		})
 	}
 }
+
+// Upstream trailers pass the filters of response headers: no hop-by-hop field, none named by the
+// response's Connection, no X-Resilience-* (an upstream must not forge the gateway's own), in
+// the trailers nor in the Trailer header that announces them (resp.Trailer holds both).
+func TestGatewayFiltersTrailers(t *testing.T) {
+	t.Parallel()
+	upstream := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: X-Hop\r\n" +
+		"Trailer: X-Sum, X-Resilience-Attempts, Keep-Alive, X-Hop\r\n\r\n" +
+		"3\r\nabc\r\n0\r\nX-Sum: 42\r\nX-Resilience-Attempts: 99\r\nx-resilience-stale: true\r\n" +
+		"Keep-Alive: timeout=5\r\nX-Hop: 1\r\nTe: trailers\r\n\r\n"
+	for _, client := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := gatewayBefore(t, Options{UpstreamClient: client}, writes(upstream))
+			resp, body, _ := rawExchange(t, addr, "GET /t HTTP/1.1\r\nHost: api.shop\r\nTE: trailers\r\n\r\n")
+			if resp.StatusCode != 200 || body != "abc" {
+				t.Fatalf("got %d %q", resp.StatusCode, body)
+			}
+			if got := fmt.Sprint(resp.Trailer); got != "map[X-Sum:[42]]" {
+				t.Errorf("trailers %s, want only X-Sum", got)
+			}
+		})
+	}
+}
