@@ -156,3 +156,37 @@ func TestGatewayFiltersTrailers(t *testing.T) {
 		})
 	}
 }
+
+// What the upstream receives: X-Resilience-* headers a client sends are stripped however they
+// are spelt ('_' for '-', any case), and the request target keeps an empty query ("/a?").
+func TestGatewayForwardsRequestExactly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc, raw, want string
+	}{
+		{desc: "X-Resilience-* stripped", raw: "GET /a HTTP/1.1\r\nHost: api.shop\r\nX-Resilience-Attempts: 5\r\nX-Keep: 1\r\n\r\n",
+			want: "GET /a api.shop cl=0 body=0 [X-Forwarded-For X-Keep]"},
+		{desc: "X_Resilience_* stripped", raw: "GET /a HTTP/1.1\r\nHost: api.shop\r\nX_Resilience_Attempts: 5\r\nx-resilience_stale: 1\r\nX_RESILIENCE-circuit: open\r\n\r\n",
+			want: "GET /a api.shop cl=0 body=0 [X-Forwarded-For]"},
+		{desc: "X_Resilience without the dash kept", raw: "GET /a HTTP/1.1\r\nHost: api.shop\r\nX_Resilience: 5\r\n\r\n",
+			want: "GET /a api.shop cl=0 body=0 [X-Forwarded-For X_resilience]"},
+		{desc: "empty query kept", raw: "GET /a? HTTP/1.1\r\nHost: api.shop\r\n\r\n",
+			want: "GET /a? api.shop cl=0 body=0 [X-Forwarded-For]"},
+		{desc: "empty query of an absolute-form request kept", raw: "GET http://api.shop/b/? HTTP/1.1\r\nHost: api.shop\r\n\r\n",
+			want: "GET /b/? api.shop cl=0 body=0 [X-Forwarded-For]"},
+		{desc: "query kept", raw: "GET /a?x=1&y HTTP/1.1\r\nHost: api.shop\r\n\r\n",
+			want: "GET /a?x=1&y api.shop cl=0 body=0 [X-Forwarded-For]"},
+	}
+	for _, client := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := gatewayBefore(t, Options{UpstreamClient: client}, echoRequest)
+			for _, tt := range tests {
+				resp, body, _ := rawExchange(t, addr, tt.raw)
+				if resp.StatusCode != 200 || body != tt.want {
+					t.Errorf("%s: got %d %q, want %q", tt.desc, resp.StatusCode, body, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -49,7 +49,8 @@ func (x *exchange) prepare() error {
 		x.mem.hdrVals[0] = ip
 		h["X-Forwarded-For"] = x.mem.hdrVals[0:1:1]
 	}
-	x.out.url = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	x.out.url = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
+		ForceQuery: r.URL.ForceQuery} // "/a?" stays "/a?": the upstream may tell it from "/a"
 	x.out.req = http.Request{
 		Method:     r.Method,
 		URL:        &x.out.url,
@@ -95,9 +96,27 @@ func isHopByHop(k string) bool {
 // the body it forwards is already there, so the upstream is not asked to wait for it.
 func isExpect(k string) bool { return len(k) == 6 && strings.EqualFold(k, "Expect") }
 
+// isResilienceHeader matches the gateway's own X-Resilience-* fields, in any case and with '_' for
+// '-': servers and frameworks that map header names to variables (CGI, WSGI, nginx, PHP) read
+// X_Resilience_Attempts as X-Resilience-Attempts, so a client must not pass it either.
 func isResilienceHeader(k string) bool {
-	const p = "X-Resilience-"
-	return len(k) >= len(p) && strings.EqualFold(k[:len(p)], p)
+	const p = "x-resilience-"
+	if len(k) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := k[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // teTrailers is the only TE value forwarded; its capacity of 1 makes any append copy it.
