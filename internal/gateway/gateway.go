@@ -129,6 +129,10 @@ type Options struct {
 	// so a large body costs it no memory, and the right bound (uploads, bulk APIs) is the
 	// application's to choose. Negative values are refused.
 	MaxRequestBodyBytes int64
+	// RequestBodyReadTimeout bounds each read of a client's request body (default 60s; negative:
+	// none): a body that stalls longer ends the client's connection. It bounds a stall, not the
+	// upload: a long body that keeps coming is read whole.
+	RequestBodyReadTimeout time.Duration
 	// GlobalStore is the shared store of Global rate limits (--store-url); nil: Global limits run as
 	// their onStoreError says and the store is reported unavailable.
 	GlobalStore globallimit.Store

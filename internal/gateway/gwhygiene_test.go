@@ -31,13 +31,17 @@ import (
 )
 
 // gatewayBefore serves a gateway with the given upstream client on a real listener (HTTPServer),
-// in front of a raw upstream that runs script; it returns the gateway's address and the upstream.
-func gatewayBefore(t *testing.T, o Options, script func(net.Conn, *bufio.Reader, *http.Request, int, int) bool) (string, *rawServer) {
+// in front of a raw upstream that runs script (on a port that edit may change); it returns the
+// gateway's address and the upstream.
+func gatewayBefore(t *testing.T, o Options, script func(net.Conn, *bufio.Reader, *http.Request, int, int) bool, edit ...func(*snapshot.Port)) (string, *rawServer) {
 	t.Helper()
 	s := newRawServer(t, scripted(script))
 	_, p, _ := net.SplitHostPort(s.addr)
 	n, _ := strconv.Atoi(p)
 	pt := port(snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true})
+	for _, e := range edit {
+		e(&pt)
+	}
 	o.LocalDev = true
 	g := newGW(t, o, nil, snap(1, pt))
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -33,11 +33,12 @@ type outbound struct {
 // prepare builds the outbound request template: the headers cleaned, X-Forwarded-For extended,
 // and the body buffered when the request may be sent more than once (takeBody). A body over the
 // limit is refused here when its length is known, or when it passes the limit while being buffered.
-func (x *exchange) prepare() error {
+func (x *exchange) prepare(w http.ResponseWriter) error {
 	r := x.in
 	if x.body.limit > 0 && r.ContentLength > x.body.limit {
 		return tooLargeErr(r.ContentLength, x.body.limit)
 	}
+	x.guardBody(w)
 	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent
