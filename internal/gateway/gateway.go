@@ -290,11 +290,14 @@ func (g *Gateway) Close() {
 }
 
 // HTTPServer returns an http.Server for the traffic listener serving g, with the header limit of
-// the options and timeouts that bound slow clients without cutting long responses.
+// the options and timeouts that bound slow clients without cutting long responses. Serve it on a
+// listener of WatchFraming (srv.Serve(WatchFraming(l)), not srv.ListenAndServe), so that a request
+// with both Transfer-Encoding and Content-Length gets its connection closed (framing.go).
 func (g *Gateway) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           g,
+		ConnContext:       framingContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,

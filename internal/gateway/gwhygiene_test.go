@@ -49,7 +49,7 @@ func gatewayBefore(t *testing.T, o Options, script func(net.Conn, *bufio.Reader,
 		t.Fatal(err)
 	}
 	srv := g.HTTPServer("")
-	go func() { _ = srv.Serve(l) }()
+	go func() { _ = srv.Serve(WatchFraming(l)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return l.Addr().String(), s
 }

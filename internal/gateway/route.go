@@ -27,6 +27,7 @@ import (
 
 // ServeHTTP routes the request to its Service and runs it through the Service port's chain.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	closeIfAmbiguous(w, r)
 	if r.Method == http.MethodConnect {
 		g.refuse(w, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
 		return
