@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,5 +193,47 @@ func TestGatewayForwardsRequestExactly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Through the gateway too: an upstream's answer sent before it read the request body (413) reaches
+// the client while it is still sending the body, whether the body is streamed or buffered.
+func TestGatewayEarlyResponse(t *testing.T) {
+	t.Parallel()
+	for _, client := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
+		for _, size := range []int{60 << 10, 4 << 20} {
+			t.Run(fmt.Sprintf("%s/%d", client, size), func(t *testing.T) {
+				t.Parallel()
+				stop := make(chan struct{})
+				early := answersEarly("HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much", stop)
+				s := newRawServerOn(t, listenNarrow(t), early)
+				t.Cleanup(func() { close(stop) })
+				_, p, _ := net.SplitHostPort(s.addr)
+				n, _ := strconv.Atoi(p)
+				pt := port(snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true})
+				pt.Retry = retry(2) // a body up to MaxReplayBody is buffered, a larger one streamed
+				g := newGW(t, Options{LocalDev: true, UpstreamClient: client}, nil, snap(1, pt))
+				srv := httptest.NewServer(g)
+				t.Cleanup(srv.Close)
+				c, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				go func() { // the body, as far as the gateway reads it
+					_, _ = fmt.Fprintf(c, "PUT /up HTTP/1.1\r\nHost: api.shop\r\nContent-Length: %d\r\n\r\n", size)
+					_, _ = c.Write(make([]byte, size))
+				}()
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too much" {
+					t.Fatalf("got %d %q, want the upstream's 413", resp.StatusCode, b)
+				}
+			})
+		}
 	}
 }
