@@ -23,7 +23,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
+
+// DefaultRequestBodyReadTimeout is the default of Options.RequestBodyReadTimeout.
+const DefaultRequestBodyReadTimeout = 60 * time.Second
 
 // reqBody is the request body as the tries send it: buffered when it may be sent again, else
 // streamed once. upstream reads cut to tell the client's fault (a body past the limit) from the
@@ -35,6 +39,66 @@ type reqBody struct {
 
 	limit int64       // Options.MaxRequestBodyBytes; 0 for none
 	cut   atomic.Bool // the body passed limit while streaming upstream
+
+	stall clientStallBody // the client's body, each read bounded (Options.RequestBodyReadTimeout)
+}
+
+// readDeadliner is what a ResponseWriter of net/http's servers offers to bound request body reads.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// clientStallBody is the client's request body, read with a stall timeout: before each read it
+// sets the client connection's read deadline timeout ahead, and clears it at the end of the body
+// (net/http's server then reads the connection in the background, to notice a client gone, and
+// must not time out). A client that stops sending its body fails the read, and net/http's server
+// ends its connection; a long upload that keeps coming is never cut. (http.Server.ReadTimeout
+// would bound the whole request instead.)
+type clientStallBody struct {
+	rc      io.ReadCloser
+	timeout time.Duration // Options.RequestBodyReadTimeout: 0 for the default, < 0 for none
+	dl      readDeadliner // nil once cleared, or when the writer cannot set deadlines
+}
+
+// guardBody makes x read the client's body through x.body.stall, when it has one and w can set
+// read deadlines (net/http's servers' writers can, directly or through Unwrap).
+func (x *exchange) guardBody(w http.ResponseWriter) {
+	b := &x.body.stall
+	r := x.in
+	if b.timeout < 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	if b.timeout == 0 {
+		b.timeout = DefaultRequestBodyReadTimeout
+	}
+	if d, ok := w.(readDeadliner); ok {
+		b.dl = d
+	} else {
+		b.dl = http.NewResponseController(w)
+	}
+	b.rc = r.Body
+}
+
+func (b *clientStallBody) Read(p []byte) (int, error) {
+	if b.dl != nil && b.dl.SetReadDeadline(time.Now().Add(b.timeout)) != nil {
+		b.dl = nil // not supported (a test's recorder): no deadline
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF && b.dl != nil {
+		_ = b.dl.SetReadDeadline(time.Time{})
+		b.dl = nil
+	}
+	// After a timeout the deadline stays: the server's own reads of the rest of the body fail at
+	// once too, and it closes the connection.
+	return n, err
+}
+
+func (b *clientStallBody) Close() error { return b.rc.Close() }
+
+// clientBody is the client's request body as the gateway reads it.
+func (x *exchange) clientBody() io.ReadCloser {
+	if x.body.stall.rc != nil {
+		return &x.body.stall
+	}
+	return x.in.Body
 }
 
 // takeBody sets how the tries send the request body: not at all, streamed once (a port without
@@ -45,7 +109,7 @@ func (x *exchange) takeBody() error {
 	switch {
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 	case !x.route.replay || r.ContentLength > MaxReplayBody:
-		x.body.once, x.body.replayable = x.limited(r.Body, 0), false
+		x.body.once, x.body.replayable = x.limited(x.clientBody(), 0), false
 		x.out.req.ContentLength = r.ContentLength
 	default:
 		return x.bufferBody()
@@ -57,17 +121,18 @@ func (x *exchange) takeBody() error {
 // one (of unknown length) is streamed once, what was read first.
 func (x *exchange) bufferBody() error {
 	r := x.in
+	body := x.clientBody()
 	var data []byte
 	var err error
 	if r.ContentLength > 0 {
 		data = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, data)
+		_, err = io.ReadFull(body, data)
 	} else {
 		read := int64(MaxReplayBody)
 		if x.body.limit > 0 {
 			read = min(read, x.body.limit)
 		}
-		data, err = io.ReadAll(io.LimitReader(r.Body, read+1))
+		data, err = io.ReadAll(io.LimitReader(body, read+1))
 		if err == nil && x.body.limit > 0 && int64(len(data)) > x.body.limit {
 			return tooLargeErr(-1, x.body.limit)
 		}
@@ -79,7 +144,7 @@ func (x *exchange) bufferBody() error {
 		x.body.once = struct {
 			io.Reader
 			io.Closer
-		}{io.MultiReader(bytes.NewReader(data), x.limited(r.Body, int64(len(data)))), r.Body}
+		}{io.MultiReader(bytes.NewReader(data), x.limited(body, int64(len(data)))), body}
 		x.body.replayable = false
 		x.out.req.ContentLength = -1
 		return nil

@@ -97,6 +97,8 @@ func (pr *portRoute) classify(ctx context.Context, err error) *gwError {
 	}
 	var op *net.OpError
 	switch {
+	case errors.Is(err, errH1Switch):
+		return &gwError{kind: kindProtocol, msg: errH1Switch.Error(), err: err}
 	case errors.Is(err, errForbiddenAddress):
 		return &gwError{kind: kindConnect, msg: "the endpoint address is refused by the gateway (loopback, link-local, metadata or unspecified)", err: err}
 	case errors.As(err, &op) && op.Op == "dial", errors.Is(err, syscall.ECONNREFUSED):

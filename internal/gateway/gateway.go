@@ -129,6 +129,10 @@ type Options struct {
 	// so a large body costs it no memory, and the right bound (uploads, bulk APIs) is the
 	// application's to choose. Negative values are refused.
 	MaxRequestBodyBytes int64
+	// RequestBodyReadTimeout bounds each read of a client's request body (default 60s; negative:
+	// none): a body that stalls longer ends the client's connection. It bounds a stall, not the
+	// upload: a long body that keeps coming is read whole.
+	RequestBodyReadTimeout time.Duration
 	// GlobalStore is the shared store of Global rate limits (--store-url); nil: Global limits run as
 	// their onStoreError says and the store is reported unavailable.
 	GlobalStore globallimit.Store
@@ -295,11 +299,14 @@ func (g *Gateway) Close() {
 }
 
 // HTTPServer returns an http.Server for the traffic listener serving g, with the header limit of
-// the options and timeouts that bound slow clients without cutting long responses.
+// the options and timeouts that bound slow clients without cutting long responses. Serve it on a
+// listener of WatchFraming (srv.Serve(WatchFraming(l)), not srv.ListenAndServe), so that a request
+// with both Transfer-Encoding and Content-Length gets its connection closed (framing.go).
 func (g *Gateway) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           g,
+		ConnContext:       framingContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,

@@ -31,8 +31,9 @@ import (
 
 // Upstream clients of the built-in transport (Options.UpstreamClient).
 const (
-	// UpstreamClientFast sends plain HTTP/1.1 requests whose body is absent or buffered with the
-	// gateway's own lean client (h1Client), and everything else with net/http's Transport.
+	// UpstreamClientFast sends plain HTTP/1.1 requests whose body is absent or buffered, of at most
+	// 16 KiB with their head, with the gateway's own lean client (h1Client), and everything else
+	// with net/http's Transport.
 	UpstreamClientFast = "fast"
 	// UpstreamClientNetHTTP sends every request with net/http's Transport.
 	UpstreamClientNetHTTP = "net/http"
@@ -40,12 +41,18 @@ const (
 
 const (
 	// h1MaxRequestBytes bounds a request the lean client sends (request line, header and body, in
-	// one write): a buffered body of MaxReplayBody with a header of up to 8 KiB fits. Anything
-	// larger goes to net/http's Transport.
-	h1MaxRequestBytes = MaxReplayBody + 8<<10
+	// one write). The lean client reads the response only once the write is done, so the write must
+	// not depend on the upstream reading: a request this small fits the socket buffers (the send
+	// buffer alone is 16 KiB by default on Linux), and an upstream that answers early (413, 401)
+	// without reading the body is read at once, as net/http's Transport (which reads while it
+	// writes) does. Anything larger goes to net/http's Transport.
+	h1MaxRequestBytes = 16 << 10
 	// h1ReadBufferSize is the size of the bufio.Reader a connection borrows while it carries a
-	// request. Larger reads (the gateway copies bodies 32 KiB at a time) bypass it.
-	h1ReadBufferSize = 8 << 10
+	// request, and net/http's Transport's ReadBufferSize: the same, because it bounds what
+	// http.ReadResponse accepts (the trailer section of a chunked body must fit it), so that both
+	// clients accept the same responses. Reads as large (the gateway copies bodies 32 KiB at a
+	// time) bypass it.
+	h1ReadBufferSize = 32 << 10
 	// h1IdleTimeout is how long an idle connection is kept (http.Transport.IdleConnTimeout).
 	h1IdleTimeout = 90 * time.Second
 	// h1MaxResponseHeaderBytes is http.Transport.MaxResponseHeaderBytes of the built-in transport.
@@ -53,8 +60,8 @@ const (
 )
 
 // h1Client is a lean HTTP/1.1 client (an http.RoundTripper) for the gateway's common case: a plain
-// http:// request with no body or a buffered one of known length, no Expect, no upgrade, nothing
-// unusual. Every other request goes to fallback (net/http's Transport, which shares the dialer).
+// http:// request with no body or a buffered one of known length, of at most h1MaxRequestBytes in
+// all, no Expect, no upgrade, nothing unusual. Every other request goes to fallback (net/http's Transport, which shares the dialer).
 //
 // It runs the whole exchange on the caller's goroutine, where net/http's Transport hands each
 // request to a writer and a reader goroutine per connection: the request goes out in one write,
@@ -69,11 +76,12 @@ const (
 //   - dial errors are those of the dialer (the dial guard's included), read and write errors those of
 //     the connection, io.EOF or io.ErrUnexpectedEOF for a connection closed before or within the
 //     response head;
-//   - a reused connection the server had closed does not surface: a request that fails on one
-//     before any response byte arrived is sent again on a new connection when nothing of it was
-//     written, or when net/http would retry it too (GET, HEAD, OPTIONS, TRACE, or an
-//     Idempotency-Key). Before it reuses a connection, it also checks without blocking that the
-//     server has not closed it (as net/http's reader goroutine would have noticed);
+//   - a reused connection the server had closed does not surface: a request whose write fails on
+//     one is sent again on a new connection when nothing of it was written (never once part of it
+//     went out); a request written whole that fails before any response byte arrived is sent
+//     again when net/http would retry it too (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key).
+//     Before it reuses a connection, it also checks without blocking that the server has not
+//     closed it (as net/http's reader goroutine would have noticed);
 //   - 1xx responses before the final one are skipped; HEAD, 204, 304 and Content-Length: 0 have no
 //     body; chunked bodies and trailers, Connection: close and HTTP/1.0 are as http.ReadResponse
 //     reads them; a response head over 1 MiB fails.
@@ -108,7 +116,7 @@ func (c *h1Client) CloseIdleConnections() {
 
 var (
 	errH1ReadOnClosedBody = errors.New("http: read on closed response body")
-	errH1Switch           = errors.New("gateway: the upstream switched protocols (101) on a request without Upgrade")
+	errH1Switch           = errors.New("the upstream switched protocols (101) on a request without Upgrade")
 	aLongTimeAgo          = time.Unix(1, 0)
 )
 
@@ -207,7 +215,10 @@ func (c *h1Client) send(ctx context.Context, req *http.Request, p *h1pool, pc *h
 		if ctx.Err() != nil {
 			return nil, false, context.Cause(ctx)
 		}
-		return nil, reused && (n == 0 || isReplayable(req)), err
+		// Sent again only when none of it went out: a request cut in the middle may have reached
+		// the server in part, and net/http's Transport does not send it again either (its write
+		// error is "connection broken", which it never retries).
+		return nil, reused && n == 0, err
 	}
 	var resp *http.Response
 	for {

@@ -212,7 +212,7 @@ func appendBody(b []byte, body io.Reader, n int64) ([]byte, error) {
 }
 
 // isReplayable is net/http's Request.isReplayable: whether net/http's Transport would send req
-// again after a reused connection failed once some of it had been written.
+// again after it was written whole on a reused connection that then failed before any response byte.
 func isReplayable(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:

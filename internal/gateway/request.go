@@ -33,11 +33,12 @@ type outbound struct {
 // prepare builds the outbound request template: the headers cleaned, X-Forwarded-For extended,
 // and the body buffered when the request may be sent more than once (takeBody). A body over the
 // limit is refused here when its length is known, or when it passes the limit while being buffered.
-func (x *exchange) prepare() error {
+func (x *exchange) prepare(w http.ResponseWriter) error {
 	r := x.in
 	if x.body.limit > 0 && r.ContentLength > x.body.limit {
 		return tooLargeErr(r.ContentLength, x.body.limit)
 	}
+	x.guardBody(w)
 	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent
@@ -49,7 +50,8 @@ func (x *exchange) prepare() error {
 		x.mem.hdrVals[0] = ip
 		h["X-Forwarded-For"] = x.mem.hdrVals[0:1:1]
 	}
-	x.out.url = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	x.out.url = url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
+		ForceQuery: r.URL.ForceQuery} // "/a?" stays "/a?": the upstream may tell it from "/a"
 	x.out.req = http.Request{
 		Method:     r.Method,
 		URL:        &x.out.url,
@@ -90,22 +92,46 @@ func isHopByHop(k string) bool {
 	return false
 }
 
+// isExpect matches Expect: the gateway answers "Expect: 100-continue" itself (net/http's server
+// sends 100 Continue when the body is first read, and refuses any other expectation with 417), and
+// the body it forwards is already there, so the upstream is not asked to wait for it.
+func isExpect(k string) bool { return len(k) == 6 && strings.EqualFold(k, "Expect") }
+
+// isResilienceHeader matches the gateway's own X-Resilience-* fields, in any case and with '_' for
+// '-': servers and frameworks that map header names to variables (CGI, WSGI, nginx, PHP) read
+// X_Resilience_Attempts as X-Resilience-Attempts, so a client must not pass it either.
 func isResilienceHeader(k string) bool {
-	const p = "X-Resilience-"
-	return len(k) >= len(p) && strings.EqualFold(k[:len(p)], p)
+	const p = "x-resilience-"
+	if len(k) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := k[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // teTrailers is the only TE value forwarded; its capacity of 1 makes any append copy it.
 var teTrailers = []string{"trailers"}[:1:1]
 
 // outboundHeader returns the header of the outbound request: in's fields without the hop-by-hop
-// ones (those named by Connection too) and without any X-Resilience-* header a client sent. It
+// ones (those named by Connection too), without Expect and without any X-Resilience-* header a
+// client sent. It
 // copies the map in one pass and shares the value slices of in, which nothing modifies (their
 // capacity is cut to their length, so an append copies); room is left for the gateway's own fields.
 func outboundHeader(in http.Header) http.Header {
 	h := make(http.Header, len(in)+2)
 	for k, vv := range in {
-		if isHopByHop(k) || isResilienceHeader(k) {
+		if isHopByHop(k) || isResilienceHeader(k) || isExpect(k) {
 			continue
 		}
 		h[k] = vv[:len(vv):len(vv)]

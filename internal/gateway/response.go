@@ -49,9 +49,13 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.R
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
-			names = append(names, k)
+			if forwardTrailer(resp.Header, k) {
+				names = append(names, k)
+			}
 		}
-		h["Trailer"] = []string{strings.Join(names, ", ")}
+		if len(names) > 0 {
+			h["Trailer"] = []string{strings.Join(names, ", ")}
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	bp := copyBufs.Get().(*[]byte)
@@ -61,8 +65,27 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.R
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {
-		h[k] = vv
+		if forwardTrailer(resp.Header, k) {
+			h[k] = vv
+		}
 	}
+}
+
+// forwardTrailer reports whether the upstream trailer k passes the filters of response headers:
+// not hop-by-hop, not named by the response's Connection header, not the gateway's own
+// X-Resilience-* (which an upstream could otherwise forge, as a trailer, past the header filter).
+func forwardTrailer(respHeader http.Header, k string) bool {
+	if isHopByHop(k) || isResilienceHeader(k) {
+		return false
+	}
+	for _, v := range respHeader["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), k) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // bufferBeforeChunking is the size of the buffer net/http's server fills before it sends a

@@ -27,6 +27,7 @@ import (
 
 // ServeHTTP routes the request to its Service and runs it through the Service port's chain.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	closeIfAmbiguous(w, r)
 	if r.Method == http.MethodConnect {
 		g.refuse(w, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
 		return
@@ -71,7 +72,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 	x := &exchange{route: pr, in: r, now: g.clk.Now()}
-	x.body.limit = g.opts.MaxRequestBodyBytes
+	x.body.limit, x.body.stall.timeout = g.opts.MaxRequestBodyBytes, g.opts.RequestBodyReadTimeout
 	ctx, span := g.requestSpan(r, pr)
 	status, err := g.exchange(ctx, w, x)
 	pr.svc.counters.inc(status)
@@ -88,7 +89,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 // exchange runs x through its chain and writes the answer; it returns the status written and the
 // gateway's own error, if it wrote one.
 func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchange) (int, error) {
-	if err := x.prepare(); err != nil {
+	if err := x.prepare(w); err != nil {
 		return g.writeError(w, x, err), err
 	}
 	resp, err := x.route.chain.serve(ctx, x)

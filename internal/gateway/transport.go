@@ -124,6 +124,6 @@ func newNetHTTPTransport(o Options, d *dialer) *http.Transport {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 1 << 20,
 		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
+		ReadBufferSize:         h1ReadBufferSize, // the lean client's: the same responses pass
 	}
 }
