@@ -53,6 +53,7 @@ type config struct {
 	storeBudget                         time.Duration
 	accessLog                           bool
 	captureRange, captureAddress        string
+	bodyReadTimeout                     time.Duration
 }
 
 func main() {
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&c.store.PasswordFile, "store-password-file", "", "file holding the store's password (a mounted Secret)")
 	flag.StringVar(&c.store.CAFile, "store-ca-file", "", "PEM CAs that sign the store's certificate (rediss:// only)")
 	flag.DurationVar(&c.storeBudget, "store-budget", gateway.DefaultStoreBudget, "longest wait for one store call: a slower store counts as unavailable and Global limits follow their onStoreError")
+	flag.DurationVar(&c.bodyReadTimeout, "request-body-read-timeout", gateway.DefaultRequestBodyReadTimeout, "a client sending a request body must send some of it within this time after the last part, or its connection is closed (a stall timeout, so long uploads that keep sending are never cut); negative: no timeout")
 	flag.StringVar(&c.captureRange, "capture-range", snapshot.DefaultCaptureRange.String(), "ports the gateway may listen on for captured traffic (front Services), first-last: the manager's --capture-range")
 	flag.StringVar(&c.captureAddress, "capture-address", "", "address capture ports listen on (unset: the host of --listen, so every interface with :8080)")
 	gcPercent := flag.Int("gc-percent", gctune.DefaultPercent, "garbage collector target percentage (as GOGC; fewer collections under load for a larger heap); an explicit GOGC wins unless this flag is given")
@@ -146,7 +148,7 @@ func run(c config, log *slog.Logger) error {
 		captureHost, _, _ = net.SplitHostPort(c.listen)
 	}
 	gw, err := gateway.New(gateway.Options{
-		CaptureHost: captureHost, CaptureRange: captureRange,
+		CaptureHost: captureHost, CaptureRange: captureRange, RequestBodyReadTimeout: c.bodyReadTimeout,
 		Tracer: tracer, AccessLog: accessLog,
 		GlobalStore: store, StoreBudget: c.storeBudget, OnStoreChange: func(bool, error) { client.StoreChanged() },
 		ClusterDomain: c.clusterDomain, AllowHandMadeEndpoints: c.handMade, LocalDev: c.localDev,

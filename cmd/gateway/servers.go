@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"regexp"
@@ -81,11 +82,20 @@ func metricsMux(gw *gateway.Gateway, withPprof bool) *http.ServeMux {
 	return metrics
 }
 
-// serve starts every server; a server that fails to serve reports on errs.
+// serve starts every server; a server that fails to serve reports on errs. The traffic server (the
+// first) watches its clients' request framing (gateway.WatchFraming), so that a request with both
+// Transfer-Encoding and Content-Length gets Connection: close.
 func serve(servers []*http.Server, errs chan<- error) {
-	for _, s := range servers {
+	for i, s := range servers {
 		go func() {
-			if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ln, err := net.Listen("tcp", s.Addr)
+			if err == nil {
+				if i == 0 {
+					ln = gateway.WatchFraming(ln)
+				}
+				err = s.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("serve %s: %w", s.Addr, err)
 			}
 		}()

@@ -138,7 +138,7 @@ func (c *captureListeners) listen(p int32) (*http.Server, error) {
 	srv := c.g.HTTPServer(addr)
 	srv.Handler = &captureHandler{g: c.g, port: p, requests: c.requests}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(WatchFraming(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.g.log.Error("capture port stopped serving", "port", p, "error", err.Error())
 		}
 	}()

@@ -251,17 +251,10 @@ func New(o Options) (*Gateway, error) {
 		g.registry = prometheus.NewRegistry()
 		reg = g.registry
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	if err := g.register(reg); err != nil {
+		return nil, err
 	}
-	g.m = m
-	if g.global, err = newGlobalLimits(g, reg); err != nil {
-		return nil, fmt.Errorf("gateway: register store metrics: %w", err)
-	}
-	if g.capture, err = newCaptureListeners(g, reg); err != nil {
-		return nil, fmt.Errorf("gateway: register capture metrics: %w", err)
-	}
+	m := g.m
 	g.unrouted = &codeCounters{vec: m.requests}
 	// Made at once (not lazily): every metric family is there from the start.
 	g.passLatency = m.latency.HistogramVec.WithLabelValues("", "")
@@ -279,6 +272,23 @@ func New(o Options) (*Gateway, error) {
 		g.rt = g.ownRT
 	}
 	return g, nil
+}
+
+// register makes the metrics, and the parts that come with metrics of their own (Global limits,
+// capture listeners), registering them all with reg.
+func (g *Gateway) register(reg prometheus.Registerer) error {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	g.m = m
+	if g.global, err = newGlobalLimits(g, reg); err != nil {
+		return fmt.Errorf("gateway: register store metrics: %w", err)
+	}
+	if g.capture, err = newCaptureListeners(g, reg); err != nil {
+		return fmt.Errorf("gateway: register capture metrics: %w", err)
+	}
+	return nil
 }
 
 // Registry returns the private registry holding the gateway's metrics, or nil when they were
