@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -137,7 +138,8 @@ func TestChartValues(t *testing.T) {
 			"extraArgs":   []any{"--allow-pass-through"},
 			"env":         []any{map[string]any{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://collector:4318"}},
 			"autoscaling": map[string]any{"enabled": true, "maxReplicas": 6}},
-		"store": map[string]any{"url": "redis://valkey.team-ops:6379/0", "passwordSecret": "valkey-auth", "budget": "10ms"},
+		"store":        map[string]any{"url": "redis://valkey.team-ops:6379/0", "passwordSecret": "valkey-auth", "budget": "10ms"},
+		"captureRange": "31000-31999",
 	})
 	var gw, mgr *appsv1.Deployment
 	hpa := false
@@ -161,9 +163,12 @@ func TestChartValues(t *testing.T) {
 	}
 	c := gw.Spec.Template.Spec.Containers[0]
 	wantArgs := []string{"--listen=:8080", "--access-log", "--store-url=redis://valkey.team-ops:6379/0",
-		"--store-password-file=/etc/resilience/store/password", "--store-budget=10ms", "--allow-pass-through"}
+		"--store-password-file=/etc/resilience/store/password", "--store-budget=10ms", "--allow-pass-through", "--capture-range=31000-31999"}
 	if !reflect.DeepEqual(c.Args, wantArgs) {
 		t.Errorf("gateway args %q, want %q", c.Args, wantArgs)
+	}
+	if args := mgr.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--capture-range=31000-31999") {
+		t.Errorf("manager args %q: want the chart's capture range", args)
 	}
 	if c.Image != "registry.example/gateway:v1" || mgr.Spec.Template.Spec.Containers[0].Image != "registry.example/manager:v1" {
 		t.Errorf("images %s, %s", c.Image, mgr.Spec.Template.Spec.Containers[0].Image)

@@ -165,6 +165,7 @@ var (
 func substitute(text string) (string, error) {
 	text = strings.ReplaceAll(text, "__NAMESPACE__", "{{ .Release.Namespace }}")
 	text = strings.ReplaceAll(text, "__MANAGED_BY__", "{{ .Release.Service }}")
+	text = strings.ReplaceAll(text, "- --capture-range=20000-29999", `- {{ printf "--capture-range=%s" .Values.captureRange | quote }}`)
 	text = placeholderLine.ReplaceAllStringFunc(text, func(line string) string {
 		m := placeholderLine.FindStringSubmatch(line)
 		indent, dash, key, what, comp := m[1], m[2], m[3], m[4], m[5]
