@@ -142,13 +142,13 @@ func (r *CaptureReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	r.watched = watched
 	r.mu.Unlock()
 	setCapturedPorts(counts)
-	return settle(errs)
+	return settleCapture(errs)
 }
 
-// settle turns the errors of a pass into its result: a write that lost to a newer version, or that
+// settleCapture turns the errors of a pass into its result: a write that lost to a newer version, or that
 // the cache had not seen yet, is tried again shortly without an error (the next pass reads the
 // newer state); anything else is an error, retried with backoff.
-func settle(errs []error) (reconcile.Result, error) {
+func settleCapture(errs []error) (reconcile.Result, error) {
 	stale := 0
 	for _, err := range errs {
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {

@@ -150,7 +150,7 @@ func (r *policyReconciler[T]) computeStatus(ctx context.Context, obj T) error {
 		for i, ref := range refs {
 			st.Targets[i] = v1alpha1.TargetStatus{
 				TargetRef: ref, Accepted: results[i].InForce, Reason: results[i].Reason,
-				Message: truncateTo(results[i].Message, maxTargetMessage),
+				Message: truncateTo(results[i].Message+r.captureNote(ctx, obj.GetNamespace(), results[i]), maxTargetMessage),
 			}
 		}
 		setAcceptedFromTargets(st, gen)

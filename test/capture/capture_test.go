@@ -101,6 +101,10 @@ func TestCaptureFront(t *testing.T) {
 	if err != nil || code != http.StatusOK || !strings.HasPrefix(body, "pods ") {
 		t.Errorf("direct request naming the front: %d %q %v", code, body, err)
 	}
+	until(t, "the policy's target message tells the capture state", 10*time.Second, func() bool {
+		msg := kubectl(t, "", "-n", ns, "get", "ratelimit", "checkout-0", "-o", "jsonpath={.status.targets[0].message}")
+		return strings.Contains(msg, fmt.Sprintf("captured: callers' traffic to Service checkout-0 passes the gateway (capture ports http -> %d)", port))
+	})
 	if !hasEvent(t, ns, "checkout-0", "CaptureProgrammed", fmt.Sprintf("capture port %d", port)) {
 		t.Error("no CaptureProgrammed Event naming the capture port")
 	}
