@@ -39,12 +39,12 @@ func (d *demo) applySamples(ctx context.Context) error {
 	fmt.Print(indent(out))
 	var slices strings.Builder
 	for _, svc := range []string{"checkout", "payments", "catalog"} {
-		slices.WriteString(localstack.LocalEndpointSlice("shop", svc, d.backends[svc].port()) + "---\n")
+		slices.WriteString(localstack.LocalEndpointSlice("shop", svc+"-pods", d.backends[svc].port()) + "---\n")
 	}
 	if _, err := d.kubectl(ctx, slices.String(), "apply", "--server-side", "-f", "-"); err != nil {
 		return cause(ctx, err)
 	}
-	fmt.Println("  (and an FQDN EndpointSlice per Service: <service>.localhost at its demo-backend's port)")
+	fmt.Println("  (and an FQDN EndpointSlice per backend Service: <service>-pods.localhost at its demo-backend's port)")
 	if err := waitFor(ctx, 30*time.Second, func() bool { return d.programmed(ctx, 3) }); err != nil {
 		return fmt.Errorf("the samples did not become Accepted and Programmed: %w", cause(ctx, err))
 	}

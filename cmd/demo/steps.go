@@ -46,6 +46,7 @@ func (d *demo) runSteps(ctx context.Context) error {
 		{"3. Retries (catalog)", d.retries},
 		{"4. Timeouts (catalog)", d.timeouts},
 		{"5. Global rate limit across two gateway replicas (tickets)", d.globalLimit},
+		{"6. Capture: callers keep their URLs (checkout)", d.captured},
 	} {
 		fmt.Printf("\n%s\n%s\n", s.name, strings.Repeat("-", len(s.name)))
 		st := &step{}

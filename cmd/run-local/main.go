@@ -96,6 +96,11 @@ The resilience operator runs locally: a manager and %[6]s (traffic on %[1]s%[7]s
   kubectl get resilience -A
   curl -H 'Host: <service>.<namespace>' http://%[1]s/     # or: curl -x http://%[1]s http://<service>.<namespace>/
 
+Front Services (label resilience.dev/capture: gateway) are captured on the gateway's capture ports
+(20000-29999, on each replica's own address); find a front's port with
+  kubectl get endpointslices -n <namespace> -l resilience.dev/front=<service>
+and send to it with any Host (or none): curl http://127.0.0.1:<capture port>/
+
 Gateway readiness: http://%[3]s/readyz   metrics: http://%[4]s/metrics
 Manager metrics:   http://%[5]s/metrics
 Press Ctrl-C to stop everything.
