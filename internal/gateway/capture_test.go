@@ -142,3 +142,45 @@ func TestCaptureDuplicatePortRefused(t *testing.T) {
 		t.Fatal("a capture port given twice was applied")
 	}
 }
+
+// TestCaptureDrain: a capture port dropped by a snapshot stops accepting connections at once, and a
+// request already in flight on it is answered.
+func TestCaptureDrain(t *testing.T) {
+	mem := newMem()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		ok200(w, r)
+	})
+	pt := port(ep(1))
+	pt.CapturePort = freePort(t)
+	g := newGW(t, Options{CaptureHost: "127.0.0.1", CaptureRange: snapshot.PortRange{First: 1024, Last: 65535}}, mem, snap(1, pt))
+	t.Cleanup(func() { g.ShutdownCapture(context.Background()) })
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := rawRequest(t, pt.CapturePort, "GET / HTTP/1.1\r\nHost: x")
+		done <- result{resp, err}
+	}()
+	<-arrived
+	p := pt.CapturePort
+	pt.CapturePort = 0
+	if err := g.Apply(encoded(snap(2, pt))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dropped port to refuse connections", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if r := <-done; r.err != nil || r.resp.StatusCode != http.StatusOK {
+		t.Fatalf("the request in flight when its port closed: %v %v, want 200", r.resp, r.err)
+	}
+}
