@@ -147,9 +147,9 @@ func TestPlanAllocation(t *testing.T) {
 		{"claim outside the range", []*corev1.Service{mk("a", 1, port("http", 80))},
 			Claims{key("a"): {"http": 8080}}, DefaultRange, "a:http=20000"},
 		{"range of one port", []*corev1.Service{mk("a", 1, port("http", 80)), mk("b", 2, port("http", 80))}, nil,
-			Range{20000, 20000}, "a:http=20000 b:refused"},
+			Range{First: 20000, Last: 20000}, "a:http=20000 b:refused"},
 		{"refused whole, frees its claim", []*corev1.Service{mk("a", 1, port("http", 80), port("admin", 81), port("metrics", 82)), mk("b", 2, port("http", 80))},
-			Claims{key("a"): {"http": 30001}}, Range{30000, 30001}, "a:refused b:http=30000"},
+			Claims{key("a"): {"http": 30001}}, Range{First: 30000, Last: 30001}, "a:refused b:http=30000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
