@@ -312,7 +312,15 @@ func (g *Gateway) Close() {
 // the options and timeouts that bound slow clients without cutting long responses. Serve it on a
 // listener of WatchFraming (srv.Serve(WatchFraming(l)), not srv.ListenAndServe), so that a request
 // with both Transfer-Encoding and Content-Length gets its connection closed (framing.go).
+//
+// It speaks HTTP/1.1 and HTTP/2 over cleartext with prior knowledge (h2c, as gRPC clients use) on
+// the same port, with net/http's own HTTP/2 server; its resources are bounded per connection
+// (concurrent streams, frame size, and the header list by MaxRequestHeaderBytes, which net/http
+// advertises as SETTINGS_MAX_HEADER_LIST_SIZE).
 func (g *Gateway) HTTPServer(addr string) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Addr:              addr,
 		Handler:           g,
@@ -321,8 +329,24 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:      h2MaxConcurrentStreams,
+			MaxReadFrameSize:          h2MaxReadFrameSize,
+			MaxDecoderHeaderTableSize: 64 << 10,
+			MaxEncoderHeaderTableSize: 64 << 10,
+			SendPingTimeout:           h2SendPingTimeout,
+			PingTimeout:               15 * time.Second,
+		},
 	}
 }
+
+// Bounds of the listeners' HTTP/2 connections.
+const (
+	h2MaxConcurrentStreams = 250              // streams a client may have open at once on one connection
+	h2MaxReadFrameSize     = 1 << 20          // the largest frame read
+	h2SendPingTimeout      = 60 * time.Second // a silent connection is pinged, and closed without an answer
+)
 
 // Tick makes every breaker in force look at the time (breaker.State), so that an open breaker whose
 // open duration has passed becomes half-open, and reports it, without waiting for traffic. Run

@@ -1,0 +1,86 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"resilience.dev/operator/internal/snapshot"
+)
+
+// serveGateway serves g on a real loopback listener (HTTPServer on WatchFraming, as cmd/gateway
+// does) and returns its address.
+func serveGateway(t *testing.T, g *Gateway) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := g.HTTPServer("")
+	go func() { _ = srv.Serve(WatchFraming(l)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
+}
+
+// addrEndpoint is an FQDN endpoint under .localhost for the server listening at addr (LocalDev).
+func addrEndpoint(t *testing.T, addr string) snapshot.Endpoint {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(addr)
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snapshot.Endpoint{Address: "backend.localhost", Port: int32(n), Type: snapshot.AddressFQDN, HandMade: true}
+}
+
+// The listener speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port; an HTTP/2
+// request to an HTTP/1.1 port is translated.
+func TestListenerSpeaksH1AndH2C(t *testing.T) {
+	backend := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	g := newGW(t, Options{LocalDev: true}, nil, snap(1, port(addrEndpoint(t, backend[len("http://"):]))))
+	addr := serveGateway(t, g)
+	for _, tc := range []struct {
+		name  string
+		proto func(*http.Protocols)
+		want  int
+	}{
+		{"HTTP/1.1", func(p *http.Protocols) { p.SetHTTP1(true) }, 1},
+		{"h2c", func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }, 2},
+	} {
+		var p http.Protocols
+		tc.proto(&p)
+		c := &http.Client{Transport: &http.Transport{Protocols: &p}}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Host = "api.shop"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != tc.want || string(b) != "HTTP/1.1" {
+			t.Fatalf("%s: %s %s, upstream saw %q", tc.name, resp.Proto, resp.Status, b)
+		}
+		c.CloseIdleConnections()
+	}
+}
