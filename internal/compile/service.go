@@ -92,6 +92,9 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 	out := snapshot.Service{Namespace: svc.Namespace, Name: svc.Name}
 	for _, sp := range svc.Spec.Ports {
 		p := snapshot.Port{Name: sp.Name, Port: sp.Port}
+		if sp.AppProtocol != nil {
+			p.AppProtocol = *sp.AppProtocol
+		}
 		k := portKey{Service: svc.Name, Port: sp.Port}
 		for ki, pol := range byPort[k] {
 			if pol == nil {

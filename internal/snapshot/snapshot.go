@@ -157,11 +157,24 @@ type Port struct {
 	// Service's port, contract section 5): everything on it is for this port, whatever its Host.
 	// The endpoints are then the backend Service's.
 	CapturePort int32 `json:"capturePort,omitempty"`
+	// AppProtocol is the Service port's appProtocol (GEP-1911): the gateway speaks HTTP/2 cleartext
+	// to the endpoints of a port whose appProtocol is AppProtocolH2C or AppProtocolGRPC, HTTP/1.1 to
+	// any other.
+	AppProtocol string `json:"appProtocol,omitempty"`
 
 	RateLimit      *RateLimit      `json:"rateLimit,omitempty"`
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
 	Retry          *Retry          `json:"retry,omitempty"`
 }
+
+// Values of Port.AppProtocol that mean HTTP/2 cleartext to the endpoints.
+const (
+	AppProtocolH2C  = "kubernetes.io/h2c"
+	AppProtocolGRPC = "grpc"
+)
+
+// H2C reports whether the gateway speaks HTTP/2 cleartext to the port's endpoints.
+func (p *Port) H2C() bool { return p.AppProtocol == AppProtocolH2C || p.AppProtocol == AppProtocolGRPC }
 
 // Address types of endpoints, as discovery.k8s.io names them.
 const (
