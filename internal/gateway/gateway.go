@@ -177,6 +177,8 @@ type Gateway struct {
 	m        *metrics
 	rt       http.RoundTripper
 	ownRT    upstreamTransport // the built-in transport, nil when Options.Transport was given
+	rtH2C    http.RoundTripper // to the endpoints of h2c and grpc ports (h2c.go)
+	ownH2C   *http.Transport   // the built-in one, nil when Options.Transport was given
 	stale    *staleShards
 	maxStale int // the largest body stored for serveStale
 
@@ -266,10 +268,11 @@ func New(o Options) (*Gateway, error) {
 	g.stale = stale
 	g.maxStale = int(min(stale.shardBytes/2, 1<<20))
 	if o.Transport != nil {
-		g.rt = o.Transport
+		g.rt, g.rtH2C = o.Transport, o.Transport
 	} else {
-		g.ownRT = newTransport(o)
-		g.rt = g.ownRT
+		d := newDialer(o)
+		g.ownRT, g.ownH2C = newTransport(o, d), newH2CTransport(o, d)
+		g.rt, g.rtH2C = g.ownRT, g.ownH2C
 	}
 	return g, nil
 }
@@ -301,10 +304,11 @@ func (g *Gateway) Version() uint64 { return g.version.Load() }
 // Ready reports whether a snapshot has been applied.
 func (g *Gateway) Ready() bool { return g.ready.Load() }
 
-// Close releases the idle connections of the built-in transport.
+// Close releases the idle connections of the built-in transports.
 func (g *Gateway) Close() {
 	if g.ownRT != nil {
 		g.ownRT.CloseIdleConnections()
+		g.ownH2C.CloseIdleConnections()
 	}
 }
 

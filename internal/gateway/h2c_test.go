@@ -84,3 +84,48 @@ func TestListenerSpeaksH1AndH2C(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 }
+
+// A port with appProtocol kubernetes.io/h2c (or grpc) is reached over HTTP/2 cleartext, whatever the
+// client speaks; other ports over HTTP/1.1. The dial guard still applies: loopback only by a
+// .localhost name in LocalDev.
+func TestUpstreamH2CByAppProtocol(t *testing.T) {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	bs := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = bs.Serve(l) }()
+	t.Cleanup(func() { _ = bs.Close() })
+	for _, ap := range []string{"", "http", snapshot.AppProtocolH2C, snapshot.AppProtocolGRPC} {
+		pt := port(addrEndpoint(t, l.Addr().String()))
+		pt.AppProtocol = ap
+		g := newGW(t, Options{LocalDev: true}, nil, snap(1, pt))
+		addr := serveGateway(t, g)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Host = "api.shop"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "HTTP/1.1"
+		if pt.H2C() {
+			want = "HTTP/2.0"
+		}
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("appProtocol %q: %s, upstream saw %q, want %q", ap, resp.Status, b, want)
+		}
+	}
+	pt := port(snapshot.Endpoint{Address: "127.0.0.1", Port: int32(l.Addr().(*net.TCPAddr).Port), Type: snapshot.AddressIPv4, HandMade: true})
+	pt.AppProtocol = snapshot.AppProtocolGRPC
+	g := newGW(t, Options{LocalDev: true}, nil, snap(1, pt))
+	if rec := get(g, "http://api.shop/"); rec.Code != http.StatusBadGateway {
+		t.Fatalf("h2c to a loopback IP: %d %s", rec.Code, rec.Body)
+	}
+}
