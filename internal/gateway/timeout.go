@@ -46,7 +46,9 @@ func (g *Gateway) newTimeoutStage(next stage, r *snapshot.Retry) *timeoutStage {
 
 func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
 	tctx, cancel := context.WithCancelCause(ctx)
-	x.deadline = x.now.Add(s.d)
+	if d := x.now.Add(s.d); x.deadline.IsZero() || d.Before(x.deadline) {
+		x.deadline = d // else the request's grpc-timeout is the shorter
+	}
 	tm := afterFunc(s.clk, s.d, func() { cancel(errOverallTimeout) })
 	resp, err := s.next.serve(tctx, x)
 	if !tm.Stop() {
