@@ -271,7 +271,9 @@ type CircuitBreaker struct {
 	FailureStatusCodes []string `json:"failureStatusCodes"`
 	FailOnConnectError bool     `json:"failOnConnectError"`
 	FailOnTimeout      bool     `json:"failOnTimeout"`
-	SlowCallDuration   Duration `json:"slowCallDuration,omitempty"`
+	// FailureGRPCCodes are the final grpc-status names (as codes.Code prints them) that count as failures.
+	FailureGRPCCodes []string `json:"failureGRPCCodes,omitempty"`
+	SlowCallDuration Duration `json:"slowCallDuration,omitempty"`
 
 	// Exactly one of ConsecutiveFailures (> 0) and FailureRatio.
 	ConsecutiveFailures int           `json:"consecutiveFailures,omitempty"`
@@ -314,7 +316,9 @@ type Retry struct {
 	RetryConnect     bool     `json:"retryConnect"`
 	RetryResets      bool     `json:"retryResets"`
 	RetryTimeouts    bool     `json:"retryTimeouts"`
-	Methods          []string `json:"methods"`
+	// RetryGRPCCodes are the grpc-status names (as codes.Code prints them) a gRPC try may be retried on.
+	RetryGRPCCodes []string `json:"retryGRPCCodes,omitempty"`
+	Methods        []string `json:"methods"`
 
 	BackoffStrategy string   `json:"backoffStrategy"`
 	BackoffBase     Duration `json:"backoffBase"`
