@@ -17,10 +17,15 @@ limitations under the License.
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"resilience.dev/operator/internal/patterns/breaker"
 )
 
 // recordBody is the request stream of a gRPC call on a port with retries: it is sent as it comes
@@ -101,4 +106,62 @@ func (x *exchange) replayable() bool {
 		return false
 	}
 	return x.body.rec == nil || x.body.rec.fits()
+}
+
+// reportGRPC ends a gRPC try's permit on its final grpc-status: at once for a trailers-only
+// response, else when its stream ends, from the trailers (grpcEndBody).
+func (s *breakerStage) reportGRPC(t *try, br *breakerState, permit breaker.Permit, resp *http.Response, now time.Time) {
+	if code, ok := grpcStatus(resp.Header); ok {
+		s.grpcOutcome(t, br, permit, code, now)
+		return
+	}
+	resp.Body = &grpcEndBody{rc: resp.Body, resp: resp, s: s, t: t, br: br, permit: permit, at: now}
+}
+
+func (s *breakerStage) grpcOutcome(t *try, br *breakerState, permit breaker.Permit, code int, now time.Time) {
+	if s.failGRPC.has(code) {
+		s.fail(t, br, permit, now)
+		return
+	}
+	permit.Success(now)
+}
+
+// grpcEndBody reports a gRPC try to its breaker when the response stream ends: by the grpc-status of
+// the trailers (none is Unknown, as gRPC clients take it); a stream cut by the gateway or the client
+// counts as neither, one the upstream broke (a reset) as a failure.
+type grpcEndBody struct {
+	rc     io.ReadCloser
+	resp   *http.Response
+	s      *breakerStage
+	t      *try
+	br     *breakerState
+	permit breaker.Permit
+	at     time.Time // when the response headers came: slow calls are judged on them
+	done   atomic.Bool
+}
+
+func (b *grpcEndBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && b.done.CompareAndSwap(false, true) {
+		switch {
+		case err == io.EOF:
+			code, ok := grpcStatus(b.resp.Trailer)
+			if !ok {
+				code = grpcUnknown
+			}
+			b.s.grpcOutcome(b.t, b.br, b.permit, code, b.at)
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), b.t.x.in.Context().Err() != nil:
+			b.permit.Cancel()
+		default:
+			b.s.fail(b.t, b.br, b.permit, b.at)
+		}
+	}
+	return n, err
+}
+
+func (b *grpcEndBody) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		b.permit.Cancel() // closed before its end: the client went away, or the gateway cut it
+	}
+	return b.rc.Close()
 }

@@ -95,16 +95,15 @@ func (s *testServer) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest) 
 	return &testgrpc.SimpleResponse{Payload: in.GetPayload()}, nil
 }
 
+// StreamingOutputCall sends its messages first, then fails if the test says so: the status comes
+// in the trailers, after the stream.
 func (s *testServer) StreamingOutputCall(in *testgrpc.StreamingOutputCallRequest, st testgrpc.TestService_StreamingOutputCallServer) error {
-	if err := s.try(st.Context()); err != nil {
-		return err
-	}
 	for _, p := range in.GetResponseParameters() {
 		if err := st.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.try(st.Context())
 }
 
 func (s *testServer) StreamingInputCall(st testgrpc.TestService_StreamingInputCallServer) error {

@@ -1,0 +1,127 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package grpc_test
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// A server failing the first try of each call with Unavailable: every call is OK after 2 tries
+// (retryOn.grpcCodes defaults to Unavailable; gRPC's POST is retried on it), and the response
+// metadata says so. A request stream of a client-streaming call is sent again whole.
+func TestGRPCRetryOnUnavailable(t *testing.T) {
+	ts := &testServer{fail: func(_ string, try int) error {
+		if try == 1 {
+			return status.Error(codes.Unavailable, "first try fails")
+		}
+		return nil
+	}}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.Retry = retryPolicy(3)
+	pt.Retry.RetryGRPCCodes = []string{"Unavailable"}
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	const calls = 50
+	for i := range calls {
+		var hdr metadata.MD
+		r, err := c.UnaryCall(callCtx(t, fmt.Sprint("u", i)), &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("x")}}, grpc.Header(&hdr))
+		if err != nil || string(r.GetPayload().GetBody()) != "x" {
+			t.Fatalf("call %d: %v %v", i, r, err)
+		}
+		if a := hdr.Get("x-resilience-attempts"); len(a) != 1 || a[0] != "2" {
+			t.Fatalf("call %d: attempts %v", i, a)
+		}
+	}
+	if n := ts.totalTries(); n != 2*calls {
+		t.Fatalf("%d tries for %d calls", n, calls)
+	}
+	si, err := c.StreamingInputCall(callCtx(t, "stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := si.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 1000)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := si.CloseAndRecv(); err != nil || r.GetAggregatedPayloadSize() != 4000 {
+		t.Fatalf("client streaming after a retry: %v %v", r, err)
+	}
+	t.Logf("%d unary calls, each OK after 2 tries (%d tries in all)", calls, ts.totalTries())
+}
+
+// PermissionDenied is not in retryOn.grpcCodes: it reaches the client after one try.
+func TestGRPCPermissionDeniedNotRetried(t *testing.T) {
+	ts := &testServer{fail: func(string, int) error { return status.Error(codes.PermissionDenied, "no") }}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.Retry = retryPolicy(3)
+	pt.Retry.RetryGRPCCodes = []string{"Unavailable"}
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	var hdr metadata.MD
+	st := wantCode(t, ignoreResp(c.UnaryCall(callCtx(t, "p"), &testgrpc.SimpleRequest{}, grpc.Header(&hdr))), codes.PermissionDenied)
+	if st.Message() != "no" || ts.totalTries() != 1 {
+		t.Fatalf("%q after %d tries", st.Message(), ts.totalTries())
+	}
+}
+
+// A breaker counts the final grpc-status: Unavailable in the trailers after a stream of messages
+// (and trailers-only) opens it, and callers then get Unavailable from the gateway with its message,
+// without reaching the server.
+func TestGRPCBreakerOpensOnUnavailable(t *testing.T) {
+	ts := &testServer{fail: func(string, int) error { return status.Error(codes.Unavailable, "down") }}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.CircuitBreaker = breakerPolicy(3)
+	pt.CircuitBreaker.FailureGRPCCodes = []string{"Unavailable", "Internal", "DeadlineExceeded", "Unknown"}
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	for i := range 3 {
+		so, err := c.StreamingOutputCall(callCtx(t, ""), &testgrpc.StreamingOutputCallRequest{
+			ResponseParameters: []*testgrpc.ResponseParameters{{Size: 10}, {Size: 20}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			_, err = so.Recv()
+			if err != nil {
+				break
+			}
+			n++
+		}
+		if err == io.EOF || n != 2 {
+			t.Fatalf("stream %d: %d messages, then %v", i, n, err)
+		}
+		wantCode(t, err, codes.Unavailable)
+	}
+	before := ts.totalTries()
+	for range 5 {
+		st := wantCode(t, ignoreResp(c.UnaryCall(callCtx(t, ""), &testgrpc.SimpleRequest{})), codes.Unavailable)
+		if st.Message() != "Service shop/api: circuit breaker cb is open" || !strings.HasPrefix(st.Message(), "Service shop/api") {
+			t.Fatalf("open breaker: %q", st.Message())
+		}
+	}
+	if ts.totalTries() != before {
+		t.Fatalf("the open breaker let %d calls through", ts.totalTries()-before)
+	}
+}
