@@ -31,17 +31,24 @@ import (
 // recordBody is the request stream of a gRPC call on a port with retries: it is sent as it comes
 // (a streaming call's messages cannot wait for the end of the stream, nor can a bidirectional one's
 // client wait for anything before its first answer), and its first MaxReplayBody bytes are recorded
-// so that a retry can send them again. Past MaxReplayBody nothing is kept, and the call is no longer
-// retried. Each try reads it through a view of its own; tries never overlap (gRPC calls are not
-// hedged), but the transport of a try that ended may still be in a Read of the client's stream: the
-// mutex, held across that Read, makes the next try wait for its bytes, which are recorded.
+// so that a retry can send them again. Past MaxReplayBody the call is no longer retried, and only
+// what the newest try has not read yet is kept.
+//
+// Each try reads it through a view of its own; tries never overlap (gRPC calls are not hedged), but
+// the transport of a try that ended may still be in a Read of the client's stream, which only more
+// bytes from the client end. That Read runs without the mutex, so the newest view goes on with the
+// recorded bytes meanwhile, then waits for it: what it brings is kept for the newest view.
 type recordBody struct {
-	mu    sync.Mutex
-	src   io.ReadCloser
-	buf   []byte      // the bytes read so far, while they fit MaxReplayBody
-	total int         // bytes read from src
-	over  atomic.Bool // more than MaxReplayBody was read: buf is dropped (read without the mutex)
-	err   error       // src's final error (io.EOF at the end of the stream)
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when a Read of src ends, or a view closes
+	src     io.ReadCloser
+	buf     []byte // bytes base..total of the stream
+	base    int
+	total   int
+	reading bool  // a Read of src is in progress
+	err     error // src's final error (io.EOF at the end of the stream)
+	live    *recordView
+	over    atomic.Bool // more than MaxReplayBody was read: no new try may start
 }
 
 var errStreamNotReplayable = errors.New("the request stream is longer than the gateway's retry buffer")
@@ -49,7 +56,16 @@ var errStreamNotReplayable = errors.New("the request stream is longer than the g
 // fits reports whether a new try can still send the stream from its start.
 func (b *recordBody) fits() bool { return !b.over.Load() }
 
-func (b *recordBody) view() io.ReadCloser { return &recordView{b: b} }
+// view returns the reader of a new try, which becomes the newest.
+func (b *recordBody) view() io.ReadCloser {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cond.L == nil {
+		b.cond.L = &b.mu
+	}
+	b.live = &recordView{b: b}
+	return b.live
+}
 
 // recordView is one try's reading of a recordBody.
 type recordView struct {
@@ -62,41 +78,69 @@ func (v *recordView) Read(p []byte) (int, error) {
 	b := v.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if v.closed.Load() {
-		return 0, io.ErrClosedPipe
-	}
-	if v.off < b.total {
-		if b.over.Load() {
+	for {
+		switch {
+		case v.closed.Load():
+			return 0, io.ErrClosedPipe
+		case v.off < b.base:
 			return 0, errStreamNotReplayable
+		case v.off < b.total:
+			n := copy(p, b.buf[v.off-b.base:])
+			v.off += n
+			b.trim()
+			return n, nil
+		case b.err != nil:
+			return 0, b.err
 		}
-		n := copy(p, b.buf[v.off:])
-		v.off += n
-		return n, nil
+		if !b.reading {
+			break
+		}
+		b.cond.Wait()
 	}
-	if b.err != nil {
-		return 0, b.err
-	}
+	b.reading = true
+	b.mu.Unlock()
 	n, err := b.src.Read(p)
-	if n > 0 {
-		if !b.over.Load() && b.total+n <= MaxReplayBody {
-			b.buf = append(b.buf, p[:n]...)
-		} else {
-			b.over.Store(true)
-			b.buf = nil
-		}
-		b.total += n
-		v.off += n
-	}
+	b.mu.Lock()
+	b.reading = false
+	b.cond.Broadcast()
 	if err != nil {
 		b.err = err
 	}
+	if n > 0 {
+		b.buf = append(b.buf, p[:n]...)
+		b.total += n
+		if b.total > MaxReplayBody {
+			b.over.Store(true)
+		}
+	}
+	if v != b.live || v.closed.Load() {
+		b.trim()
+		return 0, io.ErrClosedPipe // an ended try's: the bytes are kept for the newest
+	}
+	v.off += n
+	b.trim()
 	return n, err
 }
 
-// Close ends the view without waiting for a Read in progress; the client's stream is closed by the
-// server when the handler returns.
+// trim drops, once the stream passed MaxReplayBody, the bytes the newest view has read.
+func (b *recordBody) trim() {
+	if !b.over.Load() || b.live == nil || b.live.off <= b.base {
+		return
+	}
+	b.buf = b.buf[b.live.off-b.base:]
+	b.base = b.live.off
+	if len(b.buf) == 0 {
+		b.buf = nil
+	}
+}
+
+// Close ends the view; a Read in progress of the client's stream goes on, for the newest view.
 func (v *recordView) Close() error {
 	v.closed.Store(true)
+	b := v.b
+	b.mu.Lock()
+	b.cond.Broadcast()
+	b.mu.Unlock()
 	return nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +76,12 @@ func (s *testServer) try(ctx context.Context) error {
 	return nil
 }
 
+func (s *testServer) seenTries(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id]
+}
+
 func (s *testServer) totalTries() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,14 +113,25 @@ func (s *testServer) StreamingOutputCall(in *testgrpc.StreamingOutputCallRequest
 	return s.try(st.Context())
 }
 
+// StreamingInputCall fails at once if the test says so, or, for a call id starting with "late",
+// after reading the whole request stream.
 func (s *testServer) StreamingInputCall(st testgrpc.TestService_StreamingInputCallServer) error {
-	if err := s.try(st.Context()); err != nil {
-		return err
+	md, _ := metadata.FromIncomingContext(st.Context())
+	late := len(md.Get("call-id")) > 0 && strings.HasPrefix(md.Get("call-id")[0], "late")
+	if !late {
+		if err := s.try(st.Context()); err != nil {
+			return err
+		}
 	}
 	n := 0
 	for {
 		m, err := st.Recv()
 		if errors.Is(err, io.EOF) {
+			if late {
+				if err := s.try(st.Context()); err != nil {
+					return err
+				}
+			}
 			return st.SendAndClose(&testgrpc.StreamingInputCallResponse{AggregatedPayloadSize: int32(n)})
 		}
 		if err != nil {

@@ -72,6 +72,41 @@ func TestGRPCRetryOnUnavailable(t *testing.T) {
 	t.Logf("%d unary calls, each OK after 2 tries (%d tries in all)", calls, ts.totalTries())
 }
 
+// The first try of a 1 MiB bidirectional stream fails; its retry streams both ways, message by
+// message, past the 64 KiB the gateway records; a client stream of 200 KB whose try fails only after
+// the whole stream was read is not retried, as the gateway no longer holds its start.
+func TestGRPCRetryStreams(t *testing.T) {
+	ts := &testServer{fail: func(_ string, try int) error {
+		if try == 1 {
+			return status.Error(codes.Unavailable, "first try fails")
+		}
+		return nil
+	}}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.Retry = retryPolicy(3)
+	pt.Retry.RetryGRPCCodes = []string{"Unavailable"}
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	bidiEcho(t, callCtx(t, "bidi"), c, 1<<20, 16<<10)
+	if n := ts.seenTries("bidi"); n != 2 {
+		t.Fatalf("the bidi stream took %d tries, want 2", n)
+	}
+
+	si, err := c.StreamingInputCall(callCtx(t, "late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := si.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 10000)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = si.CloseAndRecv()
+	wantCode(t, err, codes.Unavailable)
+	if n := ts.seenTries("late"); n != 1 {
+		t.Fatalf("a 200 KB stream failed after it was read was tried %d times", n)
+	}
+}
+
 // PermissionDenied is not in retryOn.grpcCodes: it reaches the client after one try.
 func TestGRPCPermissionDeniedNotRetried(t *testing.T) {
 	ts := &testServer{fail: func(string, int) error { return status.Error(codes.PermissionDenied, "no") }}
