@@ -205,6 +205,9 @@ func (g *Gateway) writeError(w http.ResponseWriter, x *exchange, err error) int 
 		status = http.StatusBadGateway
 	}
 	if x.grpc {
+		if ge.circuit != "" {
+			w.Header()["X-Resilience-Circuit"] = []string{ge.circuit}
+		}
 		x.decorate(w.Header(), false)
 		writeGRPCStatus(w, grpcCodeOf(ge, status), "Service "+x.route.label+": "+msg, ge.wait)
 		return status

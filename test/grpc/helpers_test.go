@@ -70,10 +70,14 @@ func (s *testServer) try(ctx context.Context) error {
 	n := s.seen[id]
 	fail := s.fail
 	s.mu.Unlock()
-	if fail != nil {
-		return fail(id, n)
+	if fail == nil {
+		return nil
 	}
-	return nil
+	err := fail(id, n)
+	if v := md.Get("pushback"); err != nil && len(v) > 0 { // trailers-only: the header block carries it
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", v[0]))
+	}
+	return err
 }
 
 func (s *testServer) seenTries(id string) int {

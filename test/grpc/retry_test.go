@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -159,4 +161,45 @@ func TestGRPCBreakerOpensOnUnavailable(t *testing.T) {
 	if ts.totalTries() != before {
 		t.Fatalf("the open breaker let %d calls through", ts.totalTries()-before)
 	}
+}
+
+// The upstream's grpc-retry-pushback-ms is honoured like Retry-After: the retry waits that long; a
+// negative one means the call must not be retried (gRPC's rule).
+func TestGRPCPushback(t *testing.T) {
+	var mu sync.Mutex // the tries run on the server's goroutines
+	var first time.Time
+	var gap time.Duration
+	ts := &testServer{}
+	ts.fail = func(id string, try int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case try == 1:
+			first = time.Now()
+			return status.Error(codes.Unavailable, "push back")
+		case try == 2:
+			gap = time.Since(first)
+		}
+		return nil
+	}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.Retry = retryPolicy(3)
+	pt.Retry.RetryGRPCCodes = []string{"Unavailable"}
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	ctx := metadata.AppendToOutgoingContext(callCtx(t, "wait"), "pushback", "150")
+	if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	waited := gap
+	mu.Unlock()
+	if waited < 150*time.Millisecond || waited > time.Second {
+		t.Fatalf("the retry came %v after a pushback of 150 ms", waited)
+	}
+	ctx = metadata.AppendToOutgoingContext(callCtx(t, "never"), "pushback", "-1")
+	wantCode(t, ignoreResp(c.UnaryCall(ctx, &testgrpc.SimpleRequest{})), codes.Unavailable)
+	if n := ts.seenTries("never"); n != 1 {
+		t.Fatalf("a pushback of -1 was retried: %d tries", n)
+	}
+	t.Logf("pushback 150 ms: the retry came after %v", waited)
 }
