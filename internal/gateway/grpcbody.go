@@ -209,3 +209,17 @@ func (b *grpcEndBody) Close() error {
 	}
 	return b.rc.Close()
 }
+
+// cancelBody ends the context of its response when it is closed.
+type cancelBody struct {
+	rc     io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+
+func (b *cancelBody) Close() error {
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
+}

@@ -62,6 +62,10 @@ func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, 
 		cancel(nil)
 		return nil, err
 	}
+	if x.grpc { // a gRPC stream may rightly pause between messages: its own deadline bounds it
+		resp.Body = &cancelBody{rc: resp.Body, cancel: cancel}
+		return resp, nil
+	}
 	sb := &x.mem.stall
 	sb.rc, sb.cancel, sb.clk, sb.d = resp.Body, cancel, s.clk, s.d
 	sb.mu.Lock()

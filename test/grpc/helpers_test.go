@@ -110,6 +110,7 @@ func (s *testServer) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest) 
 // in the trailers, after the stream.
 func (s *testServer) StreamingOutputCall(in *testgrpc.StreamingOutputCallRequest, st testgrpc.TestService_StreamingOutputCallServer) error {
 	for _, p := range in.GetResponseParameters() {
+		time.Sleep(time.Duration(p.GetIntervalUs()) * time.Microsecond)
 		if err := st.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
 			return err
 		}

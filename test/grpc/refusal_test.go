@@ -180,6 +180,29 @@ func TestGRPCDeadline(t *testing.T) {
 	t.Logf("200ms deadline: DeadlineExceeded after %v", took)
 }
 
+// The policy's timeout ends at the response headers, and a gRPC stream that pauses longer between
+// messages is not cut (for HTTP a stalled body is; a gRPC call has its own deadline).
+func TestGRPCStreamPausesPastTheTimeout(t *testing.T) {
+	pt := grpcPort(t, startBackend(t, &testServer{}))
+	r := retryPolicy(1)
+	r.Timeout = snapshot.Duration(200 * time.Millisecond)
+	pt.Retry = r
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	so, err := c.StreamingOutputCall(callCtx(t, ""), &testgrpc.StreamingOutputCallRequest{
+		ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: 2, IntervalUs: 500_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := so.Recv(); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if _, err := so.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end: %v", err)
+	}
+}
+
 func ignoreResp[T any](_ T, err error) error { return err }
 
 // An upstream that cannot be reached is Unavailable; so is the breaker it opens, with the gateway's
