@@ -168,8 +168,10 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	return time.Duration(n) * u, true
 }
 
-// errGRPCTimeout is the cause of a request's context ended by its grpc-timeout.
-var errGRPCTimeout = errors.New("grpc-timeout")
+// grpcTimeoutError is the cause of a request's context ended by its grpc-timeout.
+type grpcTimeoutError struct{ d time.Duration }
+
+func (e *grpcTimeoutError) Error() string { return "grpc-timeout of " + e.d.String() + " passed" }
 
 // grpcPrelude checks a gRPC request before its chain runs: Unimplemented (as a 501, for metrics) on
 // a port that speaks HTTP/1.1 upstream; its grpc-timeout, if any, shortens the overall deadline
@@ -189,15 +191,15 @@ func (x *exchange) grpcPrelude(ctx context.Context) (context.Context, context.Ca
 		return ctx, nil, nil
 	}
 	x.deadline = x.now.Add(d)
-	ctx, cancel := context.WithDeadlineCause(ctx, x.deadline, errGRPCTimeout)
+	ctx, cancel := context.WithDeadlineCause(ctx, x.deadline, &grpcTimeoutError{d})
 	return ctx, cancel, nil
 }
 
 // grpcTimedOut turns the cancellation of a request by its grpc-timeout into the gateway's timeout.
 func grpcTimedOut(ctx context.Context, x *exchange, err error) error {
-	if context.Cause(ctx) != errGRPCTimeout || x.in.Context().Err() != nil {
+	var te *grpcTimeoutError
+	if !errors.As(context.Cause(ctx), &te) || x.in.Context().Err() != nil {
 		return err
 	}
-	return &gwError{kind: kindTimeout, msg: "no response within the request's grpc-timeout of " +
-		x.deadline.Sub(x.now).String()}
+	return &gwError{kind: kindTimeout, msg: "no response within the request's grpc-timeout of " + te.d.String()}
 }
