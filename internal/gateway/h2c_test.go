@@ -17,6 +17,8 @@ limitations under the License.
 package gateway
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -127,5 +129,29 @@ func TestUpstreamH2CByAppProtocol(t *testing.T) {
 	g := newGW(t, Options{LocalDev: true}, nil, snap(1, pt))
 	if rec := get(g, "http://api.shop/"); rec.Code != http.StatusBadGateway {
 		t.Fatalf("h2c to a loopback IP: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A capture port speaks h2c too: a gRPC client of a captured Service reaches it there.
+func TestCapturePortSpeaksH2C(t *testing.T) {
+	p := freePort(t)
+	mem := newMem()
+	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "captured") })
+	pt := port(ep(1))
+	pt.CapturePort = p
+	g := newGW(t, Options{CaptureHost: "127.0.0.1", CaptureRange: snapshot.PortRange{First: 1024, Last: 65535}}, mem, snap(1, pt))
+	t.Cleanup(func() { g.ShutdownCapture(context.Background()) })
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != "captured" {
+		t.Fatalf("h2c on a capture port: %s %s %q", resp.Proto, resp.Status, b)
 	}
 }
