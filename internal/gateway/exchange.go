@@ -36,6 +36,8 @@ type exchange struct {
 	now   time.Time // read once when the request arrived (moved on after a Delay wait)
 	grpc  bool      // a gRPC request (grpc.go)
 
+	grpcTimeout time.Duration // the request's grpc-timeout, if any
+
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)
 

@@ -190,16 +190,30 @@ func (x *exchange) grpcPrelude(ctx context.Context) (context.Context, context.Ca
 	if !ok {
 		return ctx, nil, nil
 	}
-	x.deadline = x.now.Add(d)
+	x.deadline, x.grpcTimeout = x.now.Add(d), d
 	ctx, cancel := context.WithDeadlineCause(ctx, x.deadline, &grpcTimeoutError{d})
 	return ctx, cancel, nil
 }
 
-// grpcTimedOut turns the cancellation of a request by its grpc-timeout into the gateway's timeout.
+// grpcDeadlineSlack is how close to a call's grpc-timeout an upstream failure is taken for the
+// deadline's doing: the upstream got the same grpc-timeout, and may give up (reset the stream) a
+// moment before the gateway's own timer fires.
+const grpcDeadlineSlack = 20 * time.Millisecond
+
+// grpcTimedOut turns the failure of a request at its grpc-timeout into the gateway's timeout
+// (DeadlineExceeded), rather than Unavailable.
 func grpcTimedOut(ctx context.Context, x *exchange, err error) error {
-	var te *grpcTimeoutError
-	if !errors.As(context.Cause(ctx), &te) || x.in.Context().Err() != nil {
+	if x.in.Context().Err() != nil {
 		return err
+	}
+	var te *grpcTimeoutError
+	if !errors.As(context.Cause(ctx), &te) {
+		dl, ok := ctx.Deadline()
+		ge, isGW := err.(*gwError)
+		if !ok || x.grpcTimeout <= 0 || time.Until(dl) > grpcDeadlineSlack || (isGW && ge.kind == kindReject) {
+			return err
+		}
+		te = &grpcTimeoutError{d: x.grpcTimeout}
 	}
 	return &gwError{kind: kindTimeout, msg: "no response within the request's grpc-timeout of " + te.d.String()}
 }

@@ -29,6 +29,8 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // A server failing the first try of each call with Unavailable: every call is OK after 2 tries
@@ -205,4 +207,22 @@ func TestGRPCPushback(t *testing.T) {
 		t.Fatalf("a pushback of -1 was retried: %d tries", n)
 	}
 	t.Logf("pushback 150 ms: the retry came after %v", waited)
+}
+
+// Hedging applies to unary calls only, and a gRPC call's request stream cannot be told unary before
+// it ends: a gRPC call slower than the hedge delay is not hedged (gRPC's POST is not a hedged method
+// either).
+func TestGRPCNotHedged(t *testing.T) {
+	ts := &testServer{}
+	pt := grpcPort(t, startBackend(t, ts))
+	pt.Retry = retryPolicy(3)
+	pt.Retry.HedgeDelay = snapshot.Duration(20 * time.Millisecond)
+	pt.Retry.MaxHedges = 2
+	c := testgrpc.NewTestServiceClient(dial(t, startGateway(t, pt), "api.shop"))
+	if _, err := c.UnaryCall(callCtx(t, "slow"), &testgrpc.SimpleRequest{ResponseSize: -150}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.seenTries("slow"); n != 1 {
+		t.Fatalf("a slow gRPC call was sent %d times", n)
+	}
 }
