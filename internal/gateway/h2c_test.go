@@ -24,6 +24,9 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 
 	"resilience.dev/operator/internal/snapshot"
 )
@@ -153,5 +156,42 @@ func TestCapturePortSpeaksH2C(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != "captured" {
 		t.Fatalf("h2c on a capture port: %s %s %q", resp.Proto, resp.Status, b)
+	}
+}
+
+// The listener's HTTP/2 settings bound each connection: streams, frame size, header list.
+func TestListenerH2Settings(t *testing.T) {
+	g := newGW(t, Options{}, newMem(), snap(1, port(ep(1))))
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %v", f)
+	}
+	for id, want := range map[http2.SettingID]uint32{
+		http2.SettingMaxConcurrentStreams: h2MaxConcurrentStreams,
+		http2.SettingMaxFrameSize:         h2MaxReadFrameSize,
+	} {
+		if v, ok := sf.Value(id); !ok || v != want {
+			t.Errorf("%v = %d (%v), want %d", id, v, ok, want)
+		}
+	}
+	if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v < DefaultMaxRequestHeaderBytes || v > 2*DefaultMaxRequestHeaderBytes {
+		t.Errorf("max header list size %d (%v)", v, ok)
 	}
 }
