@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"resilience.dev/operator/internal/snapshot"
 )
 
 // gRPC over the gateway (contract section 6). A gRPC request (content-type application/grpc*, not
@@ -49,28 +51,20 @@ const (
 	grpcUnimplemented     = 12
 	grpcInternal          = 13
 	grpcUnavailable       = 14
-	grpcNumCodes          = 17
+	grpcNumCodes          = len(snapshot.GRPCCodeNames)
 	grpcContentType       = "application/grpc"
 )
-
-// GRPCCodeNames are the gRPC status codes by number, as Go's codes.Code prints them.
-var GRPCCodeNames = [grpcNumCodes]string{"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
-	"NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
-	"OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"}
 
 // grpcCodeSet is a set of gRPC status codes.
 type grpcCodeSet uint32
 
-// parseGRPCCodes reads code names (GRPCCodeNames).
+// parseGRPCCodes reads code names (snapshot.GRPCCodeNames).
 func parseGRPCCodes(names []string) (grpcCodeSet, error) {
 	var s grpcCodeSet
 	for _, n := range names {
-		i := 0
-		for i < grpcNumCodes && GRPCCodeNames[i] != n {
-			i++
-		}
-		if i == grpcNumCodes {
-			return 0, fmt.Errorf("%q is not a gRPC status code name", n)
+		i, err := snapshot.GRPCCode(n)
+		if err != nil {
+			return 0, err
 		}
 		s |= 1 << i
 	}

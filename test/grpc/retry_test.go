@@ -226,3 +226,15 @@ func TestGRPCNotHedged(t *testing.T) {
 		t.Fatalf("a slow gRPC call was sent %d times", n)
 	}
 }
+
+// The snapshot's gRPC code names are grpc-go's, by number.
+func TestGRPCCodeNamesAreGoNames(t *testing.T) {
+	for i, name := range snapshot.GRPCCodeNames {
+		if got := codes.Code(i).String(); got != name {
+			t.Errorf("code %d: snapshot says %q, grpc-go %q", i, name, got)
+		}
+	}
+	if got := codes.Code(len(snapshot.GRPCCodeNames)).String(); !strings.HasPrefix(got, "Code(") {
+		t.Errorf("grpc-go names code %d %q, which the snapshot lacks", len(snapshot.GRPCCodeNames), got)
+	}
+}
