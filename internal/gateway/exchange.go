@@ -37,6 +37,7 @@ type exchange struct {
 	grpc  bool      // a gRPC request (grpc.go)
 
 	grpcTimeout time.Duration // the request's grpc-timeout, if any
+	grpcCode    int           // the final grpc-status sent, for the access log; -1 when unknown
 
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)

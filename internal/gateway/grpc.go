@@ -96,6 +96,18 @@ func grpcStatus(h http.Header) (code int, ok bool) {
 	return n, true
 }
 
+// finalGRPCStatus is the grpc-status of a response written whole: of its trailers, or of its header
+// block (trailers-only); -1 without one.
+func finalGRPCStatus(resp *http.Response) int {
+	if code, ok := grpcStatus(resp.Trailer); ok {
+		return code
+	}
+	if code, ok := grpcStatus(resp.Header); ok {
+		return code
+	}
+	return -1
+}
+
 // grpcCodeOf maps the gateway's own error (with the HTTP status it would have had) to a gRPC code.
 func grpcCodeOf(ge *gwError, status int) int {
 	switch {

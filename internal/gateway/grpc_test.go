@@ -19,8 +19,10 @@ package gateway
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +103,32 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 	}
 	if _, ok := parseGRPCTimeout("123456789S"); ok {
 		t.Fatal("a grpc-timeout of 9 digits was read")
+	}
+}
+
+// The access log line of a gRPC call carries its final grpc-status: from the upstream's trailers,
+// or the gateway's own.
+func TestGRPCAccessLog(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedBuffer{b: &buf, mu: &mu}, nil))
+	mem := newMem()
+	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "14")
+	})
+	pt := port(ep(1))
+	pt.AppProtocol = "grpc"
+	pt.RateLimit = rateLimit(limit("one", 1, time.Hour, 1))
+	g := newGW(t, Options{AccessLog: logger}, mem, snap(1, pt))
+	for range 2 {
+		send(g, http.MethodPost, "http://api.shop/s/M", strings.NewReader("\x00\x00\x00\x00\x00"), "Content-Type: application/grpc")
+	}
+	mu.Lock()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	mu.Unlock()
+	if len(lines) != 2 || !strings.Contains(lines[0], `"grpc_status":14`) || !strings.Contains(lines[1], `"grpc_status":8`) {
+		t.Fatalf("access log %q", lines)
 	}
 }

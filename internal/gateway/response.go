@@ -209,7 +209,8 @@ func (g *Gateway) writeError(w http.ResponseWriter, x *exchange, err error) int 
 			w.Header()["X-Resilience-Circuit"] = []string{ge.circuit}
 		}
 		x.decorate(w.Header(), false)
-		writeGRPCStatus(w, grpcCodeOf(ge, status), "Service "+x.route.label+": "+msg, ge.wait)
+		x.grpcCode = grpcCodeOf(ge, status)
+		writeGRPCStatus(w, x.grpcCode, "Service "+x.route.label+": "+msg, ge.wait)
 		return status
 	}
 	h := w.Header()

@@ -71,7 +71,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
-	x := &exchange{route: pr, in: r, now: g.clk.Now(), grpc: isGRPC(r)}
+	x := &exchange{route: pr, in: r, now: g.clk.Now(), grpc: isGRPC(r), grpcCode: -1}
 	x.body.limit, x.body.stall.timeout = g.opts.MaxRequestBodyBytes, g.opts.RequestBodyReadTimeout
 	ctx, span := g.requestSpan(r, pr)
 	status, err := g.exchange(ctx, w, x)
@@ -116,6 +116,9 @@ func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchan
 		return g.writeError(w, x, err), err
 	}
 	g.writeResponse(w, x, resp)
+	if x.grpc {
+		x.grpcCode = finalGRPCStatus(resp)
+	}
 	return resp.StatusCode, nil
 }
 
