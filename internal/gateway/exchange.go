@@ -35,9 +35,9 @@ type exchange struct {
 	in    *http.Request
 	now   time.Time // read once when the request arrived (moved on after a Delay wait)
 	grpc  bool      // a gRPC request (grpc.go)
-
-	grpcTimeout time.Duration // the request's grpc-timeout, if any
-	grpcCode    int           // the final grpc-status sent, for the access log; -1 when unknown
+	// grpcCode is the final grpc-status sent, for the access log; -1 when unknown. Small, beside
+	// grpc, to keep the exchange within its allocation size class.
+	grpcCode int16
 
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)

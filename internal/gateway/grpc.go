@@ -196,7 +196,7 @@ func (x *exchange) grpcPrelude(ctx context.Context) (context.Context, context.Ca
 	if !ok {
 		return ctx, nil, nil
 	}
-	x.deadline, x.grpcTimeout = x.now.Add(d), d
+	x.deadline = x.now.Add(d)
 	ctx, cancel := context.WithDeadlineCause(ctx, x.deadline, &grpcTimeoutError{d})
 	return ctx, cancel, nil
 }
@@ -216,10 +216,11 @@ func grpcTimedOut(ctx context.Context, x *exchange, err error) error {
 	if !errors.As(context.Cause(ctx), &te) {
 		dl, ok := ctx.Deadline()
 		ge, isGW := err.(*gwError)
-		if !ok || x.grpcTimeout <= 0 || time.Until(dl) > grpcDeadlineSlack || (isGW && ge.kind == kindReject) {
+		d, hasTimeout := parseGRPCTimeout(x.in.Header.Get("Grpc-Timeout"))
+		if !ok || !hasTimeout || time.Until(dl) > grpcDeadlineSlack || (isGW && ge.kind == kindReject) {
 			return err
 		}
-		te = &grpcTimeoutError{d: x.grpcTimeout}
+		te = &grpcTimeoutError{d: d}
 	}
 	return &gwError{kind: kindTimeout, msg: "no response within the request's grpc-timeout of " + te.d.String()}
 }

@@ -209,8 +209,9 @@ func (g *Gateway) writeError(w http.ResponseWriter, x *exchange, err error) int 
 			w.Header()["X-Resilience-Circuit"] = []string{ge.circuit}
 		}
 		x.decorate(w.Header(), false)
-		x.grpcCode = grpcCodeOf(ge, status)
-		writeGRPCStatus(w, x.grpcCode, "Service "+x.route.label+": "+msg, ge.wait)
+		code := grpcCodeOf(ge, status)
+		x.grpcCode = int16(code)
+		writeGRPCStatus(w, code, "Service "+x.route.label+": "+msg, ge.wait)
 		return status
 	}
 	h := w.Header()

@@ -117,7 +117,7 @@ func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchan
 	}
 	g.writeResponse(w, x, resp)
 	if x.grpc {
-		x.grpcCode = finalGRPCStatus(resp)
+		x.grpcCode = int16(min(finalGRPCStatus(resp), 1<<15-1))
 	}
 	return resp.StatusCode, nil
 }

@@ -117,7 +117,7 @@ func (g *Gateway) accessLog(x *exchange, status int, span trace.Span) {
 		slog.Int("attempts", int(x.tries.attempts.Load())), slog.String("client", r.RemoteAddr),
 	}
 	if x.grpc && x.grpcCode >= 0 {
-		attrs = append(attrs, slog.Int("grpc_status", x.grpcCode))
+		attrs = append(attrs, slog.Int("grpc_status", int(x.grpcCode)))
 	}
 	if span != nil {
 		attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
