@@ -42,9 +42,7 @@ import (
 
 // gRPC status codes (google.golang.org/grpc/codes), by the names codes.Code's String prints.
 const (
-	grpcOK                = 0
 	grpcUnknown           = 2
-	grpcInvalidArgument   = 3
 	grpcDeadlineExceeded  = 4
 	grpcPermissionDenied  = 7
 	grpcResourceExhausted = 8
