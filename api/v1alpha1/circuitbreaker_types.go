@@ -152,6 +152,14 @@ type FailureCriteria struct {
 	// +optional
 	// +kubebuilder:default="0s"
 	SlowCallDuration Duration `json:"slowCallDuration,omitempty"`
+
+	// grpcCodes: a gRPC call whose final grpc-status (read in the trailers, at the end of the stream)
+	// is one of these counts as a failure.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=17
+	// +kubebuilder:default={"Unavailable","Internal","DeadlineExceeded","Unknown"}
+	GRPCCodes []GRPCCode `json:"grpcCodes,omitempty"`
 }
 
 // Trip says when a breaker opens: exactly one of its fields.

@@ -32,6 +32,10 @@ type Duration string
 // +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+-[0-9]+$') || int(self.split('-')[0]) <= int(self.split('-')[1])",message="a status code range must not start after it ends"
 type StatusCodes string
 
+// GRPCCode is a gRPC status code, named as Go's codes.Code prints it (google.golang.org/grpc/codes).
+// +kubebuilder:validation:Enum=OK;Canceled;Unknown;InvalidArgument;DeadlineExceeded;NotFound;AlreadyExists;PermissionDenied;ResourceExhausted;FailedPrecondition;Aborted;OutOfRange;Unimplemented;Internal;Unavailable;DataLoss;Unauthenticated
+type GRPCCode string
+
 // HTTPMethod is an HTTP request method.
 // +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;DELETE;CONNECT;OPTIONS;TRACE;PATCH
 type HTTPMethod string

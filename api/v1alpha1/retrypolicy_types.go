@@ -133,6 +133,14 @@ type RetryOn struct {
 	// +optional
 	// +kubebuilder:default=true
 	Timeouts *bool `json:"timeouts,omitempty"`
+
+	// grpcCodes: a gRPC call whose try ends with one of these grpc-status codes (a trailers-only or
+	// failed response, before anything reached the client) may be retried, whatever its method.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=17
+	// +kubebuilder:default={"Unavailable"}
+	GRPCCodes []GRPCCode `json:"grpcCodes,omitempty"`
 }
 
 // Backoff shapes the delay between tries.

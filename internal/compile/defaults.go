@@ -50,6 +50,8 @@ var (
 	defaultFailureCodes = []string{"500-599"}
 	defaultRetryCodes   = []string{"502", "503", "504"}
 	defaultRetryMethods = []string{"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+	defaultRetryGRPC    = []string{"Unavailable"}
+	defaultFailureGRPC  = []string{"Unavailable", "Internal", "DeadlineExceeded", "Unknown"}
 )
 
 func mustDuration(d v1alpha1.Duration, dflt time.Duration) snapshot.Duration {
@@ -79,6 +81,17 @@ func boolOr(b *bool, dflt bool) bool {
 }
 
 func specs(codes []v1alpha1.StatusCodes, dflt []string) []string {
+	if len(codes) == 0 {
+		return append([]string(nil), dflt...)
+	}
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = string(c)
+	}
+	return out
+}
+
+func grpcCodes(codes []v1alpha1.GRPCCode, dflt []string) []string {
 	if len(codes) == 0 {
 		return append([]string(nil), dflt...)
 	}

@@ -50,6 +50,7 @@ var contractDefaults = map[string]map[string]string{
 		".spec.concurrency.queueTimeout":          `"1s"`,
 		".spec.failureCriteria":                   `{}`,
 		".spec.failureCriteria.connectErrors":     `true`,
+		".spec.failureCriteria.grpcCodes":         `["Unavailable","Internal","DeadlineExceeded","Unknown"]`,
 		".spec.failureCriteria.slowCallDuration":  `"0s"`,
 		".spec.failureCriteria.statusCodes":       `["500-599"]`,
 		".spec.failureCriteria.timeouts":          `true`,
@@ -88,6 +89,7 @@ var contractDefaults = map[string]map[string]string{
 		".spec.respectRetryAfter":          `true`,
 		".spec.retryOn":                    `{}`,
 		".spec.retryOn.connectErrors":      `true`,
+		".spec.retryOn.grpcCodes":          `["Unavailable"]`,
 		".spec.retryOn.resets":             `true`,
 		".spec.retryOn.statusCodes":        `["502","503","504"]`,
 		".spec.retryOn.timeouts":           `true`,
@@ -112,6 +114,7 @@ var compilerDefaults = map[string]map[string]any{
 	"circuitbreakers": {
 		".spec.concurrency.queueTimeout":          gep(defaultQueueTimeout),
 		".spec.failureCriteria.statusCodes":       defaultFailureCodes,
+		".spec.failureCriteria.grpcCodes":         defaultFailureGRPC,
 		".spec.fallback.statusCode":               defaultFallbackStatus,
 		".spec.maxOpenPercent":                    defaultMaxOpenPercent,
 		".spec.openDuration":                      gep(defaultOpenDuration),
@@ -129,6 +132,7 @@ var compilerDefaults = map[string]map[string]any{
 		".spec.maxAttempts":                defaultMaxAttempts,
 		".spec.methods":                    defaultRetryMethods,
 		".spec.retryOn.statusCodes":        defaultRetryCodes,
+		".spec.retryOn.grpcCodes":          defaultRetryGRPC,
 	},
 }
 

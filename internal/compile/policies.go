@@ -132,6 +132,7 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.Circ
 		FailureStatusCodes: append([]string(nil), defaultFailureCodes...),
 		FailOnConnectError: true,
 		FailOnTimeout:      true,
+		FailureGRPCCodes:   append([]string(nil), defaultFailureGRPC...),
 		OpenDuration:       mustDuration(s.OpenDuration, defaultOpenDuration),
 		MaxOpenDuration:    mustDuration(s.MaxOpenDuration, 0),
 		HalfOpenRequests:   1,
@@ -150,6 +151,7 @@ func compileCircuitBreaker(p *v1alpha1.CircuitBreaker, k portKey) *snapshot.Circ
 		out.FailOnConnectError = boolOr(fc.ConnectErrors, true)
 		out.FailOnTimeout = boolOr(fc.Timeouts, true)
 		out.SlowCallDuration = mustDuration(fc.SlowCallDuration, 0)
+		out.FailureGRPCCodes = grpcCodes(fc.GRPCCodes, defaultFailureGRPC)
 	}
 	switch {
 	case s.Trip != nil && s.Trip.FailureRatio != nil:
@@ -187,6 +189,7 @@ func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *snapshot.Retry {
 		RetryConnect:       true,
 		RetryResets:        true,
 		RetryTimeouts:      true,
+		RetryGRPCCodes:     append([]string(nil), defaultRetryGRPC...),
 		Methods:            append([]string(nil), defaultRetryMethods...),
 		BackoffStrategy:    string(v1alpha1.BackoffExponential),
 		BackoffBase:        snapshot.Duration(defaultBackoffBase),
@@ -204,6 +207,7 @@ func compileRetry(p *v1alpha1.RetryPolicy, k portKey) *snapshot.Retry {
 		out.RetryConnect = boolOr(r.ConnectErrors, true)
 		out.RetryResets = boolOr(r.Resets, true)
 		out.RetryTimeouts = boolOr(r.Timeouts, true)
+		out.RetryGRPCCodes = grpcCodes(r.GRPCCodes, defaultRetryGRPC)
 	}
 	if len(s.Methods) > 0 {
 		out.Methods = methods(s.Methods)

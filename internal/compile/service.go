@@ -92,6 +92,9 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 	out := snapshot.Service{Namespace: svc.Namespace, Name: svc.Name}
 	for _, sp := range svc.Spec.Ports {
 		p := snapshot.Port{Name: sp.Name, Port: sp.Port}
+		if sp.AppProtocol != nil {
+			p.AppProtocol = *sp.AppProtocol
+		}
 		k := portKey{Service: svc.Name, Port: sp.Port}
 		for ki, pol := range byPort[k] {
 			if pol == nil {
@@ -106,6 +109,9 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 			for _, pm := range plan.Ports {
 				if pm.Port == sp.Port {
 					p.CapturePort, endpointsOf = pm.Capture, corev1.ServicePort{Name: pm.BackendName, Port: pm.BackendPort}
+					if p.AppProtocol == "" { // the gateway speaks to the backend's pods: its port may say how
+						p.AppProtocol = backendAppProtocol(plan.Backend, pm)
+					}
 				}
 			}
 		}
@@ -118,6 +124,19 @@ func compileService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, byPor
 		return nil, fmt.Errorf("encode service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return &compiledService{svc: out, enc: string(b)}, nil
+}
+
+// backendAppProtocol is the appProtocol of the backend port paired with a captured front port.
+func backendAppProtocol(backend *corev1.Service, pm capture.PortMap) string {
+	if backend == nil {
+		return ""
+	}
+	for _, bp := range backend.Spec.Ports {
+		if bp.Port == pm.BackendPort && bp.Name == pm.BackendName && bp.AppProtocol != nil {
+			return *bp.AppProtocol
+		}
+	}
+	return ""
 }
 
 // inputsOf names everything the compiled form of one Service depends on, or returns "" when some

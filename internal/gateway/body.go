@@ -35,6 +35,7 @@ const DefaultRequestBodyReadTimeout = 60 * time.Second
 type reqBody struct {
 	buf        []byte        // a buffered body, sent again by each try
 	once       io.ReadCloser // a body that can be sent once only
+	rec        *recordBody   // a gRPC stream, recorded while it fits MaxReplayBody (grpcbody.go)
 	replayable bool          // tries after the first can send the body again
 
 	limit int64       // Options.MaxRequestBodyBytes; 0 for none
@@ -108,6 +109,9 @@ func (x *exchange) takeBody() error {
 	x.body.replayable = true
 	switch {
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
+	case x.grpc && x.route.replay && r.ContentLength <= MaxReplayBody:
+		x.body.rec = &recordBody{src: x.limited(x.clientBody(), 0)}
+		x.out.req.ContentLength = r.ContentLength
 	case !x.route.replay || r.ContentLength > MaxReplayBody:
 		x.body.once, x.body.replayable = x.limited(x.clientBody(), 0), false
 		x.out.req.ContentLength = r.ContentLength

@@ -41,6 +41,7 @@ type breakerStage struct {
 	perEndpoint bool
 	maxOpenPct  int
 	failCodes   codes.Set
+	failGRPC    grpcCodeSet
 	failConnect bool
 	failTimeout bool
 	dryRun      bool
@@ -59,6 +60,10 @@ func (g *Gateway) newBreakerStage(next tryStage, pr *portRoute, cb *snapshot.Cir
 	if err != nil {
 		return nil, fmt.Errorf("circuit breaker %s: %w", cb.Policy.Name, err)
 	}
+	fg, err := parseGRPCCodes(cb.FailureGRPCCodes)
+	if err != nil {
+		return nil, fmt.Errorf("circuit breaker %s: %w", cb.Policy.Name, err)
+	}
 	cfg := breaker.Config{
 		ConsecutiveFailures: cb.ConsecutiveFailures,
 		OpenDuration:        cb.OpenDuration.D(),
@@ -74,7 +79,7 @@ func (g *Gateway) newBreakerStage(next tryStage, pr *portRoute, cb *snapshot.Cir
 	s := &breakerStage{
 		next: next, g: g, route: pr,
 		perEndpoint: cb.PerEndpoint, maxOpenPct: cb.MaxOpenPercent,
-		failCodes: fc, failConnect: cb.FailOnConnectError, failTimeout: cb.FailOnTimeout,
+		failCodes: fc, failGRPC: fg, failConnect: cb.FailOnConnectError, failTimeout: cb.FailOnTimeout,
 		dryRun: cb.DryRun, status: fallbackStatus(cb),
 		msg:         "circuit breaker " + cb.Policy.Name + " is open",
 		staleFor:    cb.ServeStale.D(),
@@ -182,11 +187,14 @@ func (s *breakerStage) report(t *try, br *breakerState, permit breaker.Permit, r
 		now = s.g.clk.Now()
 	}
 	if err == nil {
-		if s.failCodes.Contains(resp.StatusCode) {
+		switch {
+		case s.failCodes.Contains(resp.StatusCode):
 			s.fail(t, br, permit, now)
-			return
+		case t.x.grpc && resp.StatusCode == http.StatusOK:
+			s.reportGRPC(t, br, permit, resp, now)
+		default:
+			permit.Success(now)
 		}
-		permit.Success(now)
 		return
 	}
 	kind := kindCanceled

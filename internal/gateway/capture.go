@@ -179,7 +179,7 @@ type captureHandler struct {
 
 func (h *captureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
-		h.g.refuse(w, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
+		h.g.refuse(w, r, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
 		return
 	}
 	t := h.g.table.Load()
@@ -188,7 +188,7 @@ func (h *captureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pr = t.capture[h.port]
 	}
 	if pr == nil { // closing: the snapshot in force no longer has this port
-		h.g.refuse(w, http.StatusServiceUnavailable, fmt.Sprintf("capture port %d is not in force on this gateway", h.port))
+		h.g.refuse(w, r, http.StatusServiceUnavailable, fmt.Sprintf("capture port %d is not in force on this gateway", h.port))
 		return
 	}
 	h.requests.WithLabelValues(strconv.Itoa(int(h.port)), pr.svc.ns, pr.svc.name).Inc()

@@ -60,7 +60,8 @@ func (s *singleStage) serve(ctx context.Context, x *exchange) (*http.Response, e
 
 // buildPort assembles the chain of one Service port, in the contract's order.
 func (g *Gateway) buildPort(sr *serviceRoute, p snapshot.Port, prev, reg *registry) (*portRoute, error) {
-	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint}
+	pr := &portRoute{svc: sr, port: p.Port, label: sr.label, latency: sr.latency, noEndpoint: sr.noEndpoint,
+		h2c: p.H2C(), portName: p.Name}
 	pr.eps = g.endpoints(p)
 	pr.bal = balancer{eps: pr.eps}
 	inner, err := g.tryStages(pr, p, prev, reg)

@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 )
 
 // errKind classifies what went wrong with a request or a try.
@@ -54,8 +55,9 @@ func (k errKind) String() string {
 type gwError struct {
 	kind       errKind
 	status     int
-	retryAfter int64  // seconds; 0 for no Retry-After
-	circuit    string // X-Resilience-Circuit
+	retryAfter int64         // seconds; 0 for no Retry-After
+	wait       time.Duration // the exact wait behind retryAfter, when known (gRPC's pushback)
+	circuit    string        // X-Resilience-Circuit
 	msg        string
 	err        error
 }

@@ -34,6 +34,10 @@ type exchange struct {
 	route *portRoute
 	in    *http.Request
 	now   time.Time // read once when the request arrived (moved on after a Delay wait)
+	grpc  bool      // a gRPC request (grpc.go)
+	// grpcCode is the final grpc-status sent, for the access log; -1 when unknown. Small, beside
+	// grpc, to keep the exchange within its allocation size class.
+	grpcCode int16
 
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)
@@ -81,6 +85,8 @@ func (x *exchange) request(ctx context.Context, t *try, ep *endpoint) *http.Requ
 		t.rb.Reset(x.body.buf)
 		req.Body = &t.rb
 		req.GetBody = x.getBody
+	case x.body.rec != nil:
+		req.Body = x.body.rec.view()
 	case x.body.once != nil:
 		req.Body = x.body.once
 	}

@@ -116,6 +116,9 @@ var connectionClose = []string{"close"}[:1:1]
 // closeIfAmbiguous adds Connection: close to the response when the request's connection has seen
 // a head with both Transfer-Encoding and Content-Length.
 func closeIfAmbiguous(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 1 {
+		return // HTTP/2 frames its messages itself: the scan of its binary frames means nothing
+	}
 	if fc, ok := r.Context().Value(framingKey{}).(*framingConn); ok && fc.ambiguous.Load() {
 		w.Header()["Connection"] = connectionClose
 	}

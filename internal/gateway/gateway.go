@@ -177,6 +177,8 @@ type Gateway struct {
 	m        *metrics
 	rt       http.RoundTripper
 	ownRT    upstreamTransport // the built-in transport, nil when Options.Transport was given
+	rtH2C    http.RoundTripper // to the endpoints of h2c and grpc ports (h2c.go)
+	ownH2C   *http.Transport   // the built-in one, nil when Options.Transport was given
 	stale    *staleShards
 	maxStale int // the largest body stored for serveStale
 
@@ -266,10 +268,11 @@ func New(o Options) (*Gateway, error) {
 	g.stale = stale
 	g.maxStale = int(min(stale.shardBytes/2, 1<<20))
 	if o.Transport != nil {
-		g.rt = o.Transport
+		g.rt, g.rtH2C = o.Transport, o.Transport
 	} else {
-		g.ownRT = newTransport(o)
-		g.rt = g.ownRT
+		d := newDialer(o)
+		g.ownRT, g.ownH2C = newTransport(o, d), newH2CTransport(o, d)
+		g.rt, g.rtH2C = g.ownRT, g.ownH2C
 	}
 	return g, nil
 }
@@ -301,10 +304,11 @@ func (g *Gateway) Version() uint64 { return g.version.Load() }
 // Ready reports whether a snapshot has been applied.
 func (g *Gateway) Ready() bool { return g.ready.Load() }
 
-// Close releases the idle connections of the built-in transport.
+// Close releases the idle connections of the built-in transports.
 func (g *Gateway) Close() {
 	if g.ownRT != nil {
 		g.ownRT.CloseIdleConnections()
+		g.ownH2C.CloseIdleConnections()
 	}
 }
 
@@ -312,7 +316,15 @@ func (g *Gateway) Close() {
 // the options and timeouts that bound slow clients without cutting long responses. Serve it on a
 // listener of WatchFraming (srv.Serve(WatchFraming(l)), not srv.ListenAndServe), so that a request
 // with both Transfer-Encoding and Content-Length gets its connection closed (framing.go).
+//
+// It speaks HTTP/1.1 and HTTP/2 over cleartext with prior knowledge (h2c, as gRPC clients use) on
+// the same port, with net/http's own HTTP/2 server; its resources are bounded per connection
+// (concurrent streams, frame size, and the header list by MaxRequestHeaderBytes, which net/http
+// advertises as SETTINGS_MAX_HEADER_LIST_SIZE).
 func (g *Gateway) HTTPServer(addr string) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Addr:              addr,
 		Handler:           g,
@@ -321,8 +333,24 @@ func (g *Gateway) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:      h2MaxConcurrentStreams,
+			MaxReadFrameSize:          h2MaxReadFrameSize,
+			MaxDecoderHeaderTableSize: 64 << 10,
+			MaxEncoderHeaderTableSize: 64 << 10,
+			SendPingTimeout:           h2SendPingTimeout,
+			PingTimeout:               15 * time.Second,
+		},
 	}
 }
+
+// Bounds of the listeners' HTTP/2 connections.
+const (
+	h2MaxConcurrentStreams = 250              // streams a client may have open at once on one connection
+	h2MaxReadFrameSize     = 1 << 20          // the largest frame read
+	h2SendPingTimeout      = 60 * time.Second // a silent connection is pinged, and closed without an answer
+)
 
 // Tick makes every breaker in force look at the time (breaker.State), so that an open breaker whose
 // open duration has passed becomes half-open, and reports it, without waiting for traffic. Run

@@ -154,7 +154,8 @@ func resets(s string) func(net.Conn, *bufio.Reader, *http.Request, int, int) boo
 func clientsUnderTest(maxIdle int) map[string]upstreamTransport {
 	out := map[string]upstreamTransport{}
 	for _, name := range []string{UpstreamClientFast, UpstreamClientNetHTTP} {
-		out[name] = newTransport(Options{LocalDev: true, UpstreamClient: name, DialTimeout: 5 * time.Second, MaxIdleConnsPerHost: maxIdle})
+		o := Options{LocalDev: true, UpstreamClient: name, DialTimeout: 5 * time.Second, MaxIdleConnsPerHost: maxIdle}
+		out[name] = newTransport(o, newDialer(o))
 	}
 	return out
 }

@@ -325,7 +325,7 @@ func (s *rateLimitStage) delay(ctx context.Context, x *exchange, refs []ratelimi
 	if err != nil {
 		s.queueFull.Inc()
 		return nil, &gwError{kind: kindReject, status: http.StatusTooManyRequests,
-			retryAfter: ceilSeconds(s.queue.MaxDelay()), msg: "rate limit queue of RateLimit " + s.policy + " is full"}
+			retryAfter: ceilSeconds(s.queue.MaxDelay()), wait: s.queue.MaxDelay(), msg: "rate limit queue of RateLimit " + s.policy + " is full"}
 	}
 	rs := make([]ratelimit.Reservation, len(refs))
 	out := ratelimit.ReserveAll(x.now, refs, 1, s.queue.MaxDelay(), rs)
@@ -352,7 +352,7 @@ func (s *rateLimitStage) refuse(x *exchange, l *limitEntry, after time.Duration,
 	if storeDown {
 		msg = l.storeMsg
 	}
-	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, msg: msg}
+	return &gwError{kind: kindReject, status: http.StatusTooManyRequests, retryAfter: ra, wait: after, msg: msg}
 }
 
 // setHeaders records the header values of the matching limit with the fewest tokens left at now:

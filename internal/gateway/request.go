@@ -38,7 +38,9 @@ func (x *exchange) prepare(w http.ResponseWriter) error {
 	if x.body.limit > 0 && r.ContentLength > x.body.limit {
 		return tooLargeErr(r.ContentLength, x.body.limit)
 	}
-	x.guardBody(w)
+	if !x.grpc { // a gRPC stream may rightly stay silent for long: its deadline bounds it
+		x.guardBody(w)
+	}
 	h := outboundHeader(r.Header)
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent

@@ -46,11 +46,14 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.R
 		}
 	}
 	x.decorate(h, resp == x.staleResp.Load())
+	var decl map[string]struct{} // the trailers announced before the body
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
+		decl = make(map[string]struct{}, len(resp.Trailer))
 		for k := range resp.Trailer {
 			if forwardTrailer(resp.Header, k) {
 				names = append(names, k)
+				decl[k] = struct{}{}
 			}
 		}
 		if len(names) > 0 {
@@ -65,8 +68,15 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, x *exchange, resp *http.R
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {
-		if forwardTrailer(resp.Header, k) {
+		if !forwardTrailer(resp.Header, k) {
+			continue
+		}
+		if _, ok := decl[k]; ok {
 			h[k] = vv
+		} else {
+			// Not announced before the body (HTTP/2 trailers, as gRPC's grpc-status, need no
+			// announcement): net/http sends it as a trailer by this prefix.
+			h[http.TrailerPrefix+k] = vv
 		}
 	}
 }
@@ -194,6 +204,16 @@ func (g *Gateway) writeError(w http.ResponseWriter, x *exchange, err error) int 
 	if status == 0 {
 		status = http.StatusBadGateway
 	}
+	if x.grpc {
+		if ge.circuit != "" {
+			w.Header()["X-Resilience-Circuit"] = []string{ge.circuit}
+		}
+		x.decorate(w.Header(), false)
+		code := grpcCodeOf(ge, status)
+		x.grpcCode = int16(code)
+		writeGRPCStatus(w, code, "Service "+x.route.label+": "+msg, ge.wait)
+		return status
+	}
 	h := w.Header()
 	if ge.retryAfter > 0 {
 		h["Retry-After"] = []string{strconv.FormatInt(ge.retryAfter, 10)}
@@ -206,9 +226,13 @@ func (g *Gateway) writeError(w http.ResponseWriter, x *exchange, err error) int 
 	return status
 }
 
-// refuse answers a request that names no routable Service.
-func (g *Gateway) refuse(w http.ResponseWriter, status int, msg string) {
+// refuse answers a request that names no routable Service (a gRPC request with a gRPC status).
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	g.unrouted.inc(status)
+	if isGRPC(r) {
+		writeGRPCStatus(w, grpcCodeOf(&gwError{kind: kindReject}, status), msg, 0)
+		return
+	}
 	writePlain(w, status, msg)
 }
 

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,7 @@ type retryStage struct {
 
 	maxAttempts int
 	retryCodes  codes.Set
+	retryGRPC   grpcCodeSet
 	connect     bool
 	resets      bool
 	timeouts    bool
@@ -74,6 +76,10 @@ type retryStage struct {
 
 func (g *Gateway) newRetryStage(next tryStage, pr *portRoute, r *snapshot.Retry, prev, reg *registry) (*retryStage, error) {
 	rc, err := codes.Parse(r.RetryStatusCodes)
+	if err != nil {
+		return nil, fmt.Errorf("retry %s: %w", r.Policy.Name, err)
+	}
+	rg, err := parseGRPCCodes(r.RetryGRPCCodes)
 	if err != nil {
 		return nil, fmt.Errorf("retry %s: %w", r.Policy.Name, err)
 	}
@@ -103,7 +109,7 @@ func (g *Gateway) newRetryStage(next tryStage, pr *portRoute, r *snapshot.Retry,
 	ns, svc := pr.svc.ns, pr.svc.name
 	s := &retryStage{
 		next: next, clk: g.clk, rand: g.opts.Rand, route: pr,
-		maxAttempts: r.MaxAttempts, retryCodes: rc,
+		maxAttempts: r.MaxAttempts, retryCodes: rc, retryGRPC: rg,
 		connect: r.RetryConnect, resets: r.RetryResets, timeouts: r.RetryTimeouts,
 		methods: r.Methods, backoff: bo, backoffMax: r.BackoffMax.D(), budget: bud,
 		respectRA: r.RespectRetryAfter, hedgeDelay: r.HedgeDelay.D(), maxHedges: r.MaxHedges,
@@ -124,7 +130,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 	s.budget.Request(now)
 	idempotent := slices.Contains(s.methods, r.Method) ||
 		((r.Method == http.MethodPost || r.Method == http.MethodPatch) && r.Header.Get("Idempotency-Key") != "")
-	hedging := s.maxHedges > 0 && x.body.replayable && safeMethod(r.Method)
+	hedging := s.maxHedges > 0 && x.body.replayable && x.body.rec == nil && safeMethod(r.Method) // streams never hedge
 	seq := s.backoff.Start(s.rand)
 	tries := 0
 	for {
@@ -138,22 +144,23 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 			resp, err = x.runTry(ctx, s.next, now)
 			tries++
 		}
-		why := s.reason(resp, err)
-		if why < 0 || tries >= s.maxAttempts || !x.body.replayable || ctx.Err() != nil ||
-			(!idempotent && why != retryConnect) {
+		why, byGRPC := s.reason(x, resp, err)
+		// A gRPC status in retryOn.grpcCodes is the user's word that the call may be sent again,
+		// whatever its method (POST for every gRPC call), as in gRPC's own retry policy.
+		if why < 0 || tries >= s.maxAttempts || !x.replayable() || ctx.Err() != nil ||
+			(!idempotent && why != retryConnect && !byGRPC) {
 			return resp, err
 		}
 		now = s.clk.Now()
 		wait := seq.Next()
 		if resp != nil && s.respectRA {
-			if v := resp.Header.Get("Retry-After"); v != "" {
-				if ra, ok := parseRetryAfter(v, now); ok {
-					if !s.fits(ra, x, now) {
-						s.skipRA.Inc()
-						return resp, nil
-					}
-					wait = ra
-				}
+			w, ok := s.serverWait(x, resp, now)
+			if !ok {
+				s.skipRA.Inc()
+				return resp, nil
+			}
+			if w >= 0 {
+				wait = w
 			}
 		}
 		if !s.budget.AllowRetry(now) {
@@ -181,32 +188,62 @@ func (s *retryStage) fits(ra time.Duration, x *exchange, now time.Time) bool {
 	return ra <= s.backoffMax
 }
 
+// serverWait is the wait the upstream asked for before a retry: Retry-After, or a gRPC call's
+// grpc-retry-pushback-ms; -1 when it asked for none. ok is false when the retry must not happen: the
+// wait does not fit (fits), or the pushback is not a number of milliseconds (gRPC's rule: the
+// server says the call must not be retried).
+func (s *retryStage) serverWait(x *exchange, resp *http.Response, now time.Time) (time.Duration, bool) {
+	if x.grpc {
+		if v, ok := resp.Header["Grpc-Retry-Pushback-Ms"]; ok && len(v) > 0 {
+			ms, err := strconv.ParseInt(strings.TrimSpace(v[0]), 10, 64)
+			if err != nil || ms < 0 || ms > int64(maxRetryAfter/time.Millisecond) {
+				return 0, false
+			}
+			d := time.Duration(ms) * time.Millisecond
+			return d, s.fits(d, x, now)
+		}
+	}
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if ra, ok := parseRetryAfter(v, now); ok {
+			return ra, s.fits(ra, x, now)
+		}
+	}
+	return -1, true
+}
+
 // good reports whether a try's result ends hedging: a response whose status is not retryable.
 func (s *retryStage) good(resp *http.Response, err error) bool {
 	return err == nil && !s.retryCodes.Contains(resp.StatusCode)
 }
 
-// reason returns why a try's result may be retried, or -1 when it may not.
-func (s *retryStage) reason(resp *http.Response, err error) int {
+// reason returns why a try's result may be retried, or -1 when it may not; byGRPC is true when the
+// reason is the grpc-status of a gRPC call's trailers-only response.
+func (s *retryStage) reason(x *exchange, resp *http.Response, err error) (why int, byGRPC bool) {
 	if err == nil {
-		if resp != nil && s.retryCodes.Contains(resp.StatusCode) {
-			return retryStatus
+		if resp == nil {
+			return -1, false
 		}
-		return -1
+		if s.retryCodes.Contains(resp.StatusCode) {
+			return retryStatus, false
+		}
+		if code, ok := grpcStatus(resp.Header); ok && x.grpc && s.retryGRPC.has(code) {
+			return retryStatus, true
+		}
+		return -1, false
 	}
 	ge, ok := err.(*gwError)
 	if !ok {
-		return -1
+		return -1, false
 	}
 	switch {
 	case ge.kind == kindConnect && s.connect:
-		return retryConnect
+		return retryConnect, false
 	case ge.kind == kindReset && s.resets:
-		return retryReset
+		return retryReset, false
 	case ge.kind == kindTryTimeout && s.timeouts:
-		return retryTimeout
+		return retryTimeout, false
 	}
-	return -1
+	return -1, false
 }
 
 // sleep waits d on clk, or until ctx ends.

@@ -29,25 +29,25 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	closeIfAmbiguous(w, r)
 	if r.Method == http.MethodConnect {
-		g.refuse(w, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
+		g.refuse(w, r, http.StatusForbidden, "CONNECT is refused: the gateway forwards plain HTTP requests to managed Services only")
 		return
 	}
 	host := r.Host
 	if r.URL.Scheme != "" || r.URL.Host != "" {
 		if !strings.EqualFold(r.URL.Scheme, "http") {
-			g.refuse(w, http.StatusForbidden, "only http:// URLs are forwarded, not "+quote(r.URL.Scheme+"://"))
+			g.refuse(w, r, http.StatusForbidden, "only http:// URLs are forwarded, not "+quote(r.URL.Scheme+"://"))
 			return
 		}
 		host = r.URL.Host
 	}
 	t := g.table.Load()
 	if t == nil {
-		g.refuse(w, http.StatusServiceUnavailable, errNoConfig.Error())
+		g.refuse(w, r, http.StatusServiceUnavailable, errNoConfig.Error())
 		return
 	}
 	tg, ok := parseHost(host, g.domain)
 	if !ok {
-		g.refuse(w, http.StatusForbidden, "host "+quote(host)+" is not a Service of this cluster (svc.ns, svc.ns.svc or svc.ns.svc."+g.domain+", with an optional :port)")
+		g.refuse(w, r, http.StatusForbidden, "host "+quote(host)+" is not a Service of this cluster (svc.ns, svc.ns.svc or svc.ns.svc."+g.domain+", with an optional :port)")
 		return
 	}
 	var pr *portRoute
@@ -58,20 +58,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !tg.hasPort {
 				p = 80
 			}
-			g.refuse(w, http.StatusForbidden, fmt.Sprintf("port %d is not a port of Service %s/%s", p, tg.namespace, tg.service))
+			g.refuse(w, r, http.StatusForbidden, fmt.Sprintf("port %d is not a port of Service %s/%s", p, tg.namespace, tg.service))
 			return
 		}
 	case g.opts.AllowPassThrough:
 		pr = g.passThrough(t, tg)
 	default:
-		g.refuse(w, http.StatusForbidden, "Service "+tg.namespace+"/"+tg.service+" is not managed by a resilience policy")
+		g.refuse(w, r, http.StatusForbidden, "Service "+tg.namespace+"/"+tg.service+" is not managed by a resilience policy")
 		return
 	}
 	g.serve(w, r, pr)
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
-	x := &exchange{route: pr, in: r, now: g.clk.Now()}
+	x := &exchange{route: pr, in: r, now: g.clk.Now(), grpc: isGRPC(r), grpcCode: -1}
 	x.body.limit, x.body.stall.timeout = g.opts.MaxRequestBodyBytes, g.opts.RequestBodyReadTimeout
 	ctx, span := g.requestSpan(r, pr)
 	status, err := g.exchange(ctx, w, x)
@@ -89,6 +89,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, pr *portRoute) {
 // exchange runs x through its chain and writes the answer; it returns the status written and the
 // gateway's own error, if it wrote one.
 func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchange) (int, error) {
+	if x.grpc {
+		var cancel context.CancelFunc
+		var err error
+		if ctx, cancel, err = x.grpcPrelude(ctx); err != nil {
+			return g.writeError(w, x, err), err
+		}
+		if cancel != nil {
+			defer cancel()
+		}
+	}
 	if err := x.prepare(w); err != nil {
 		return g.writeError(w, x, err), err
 	}
@@ -100,9 +110,15 @@ func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchan
 		resp, err = nil, tooLargeErr(-1, x.body.limit)
 	}
 	if err != nil {
+		if x.grpc {
+			err = grpcTimedOut(ctx, x, err)
+		}
 		return g.writeError(w, x, err), err
 	}
 	g.writeResponse(w, x, resp)
+	if x.grpc {
+		x.grpcCode = int16(min(finalGRPCStatus(resp), 1<<15-1))
+	}
 	return resp.StatusCode, nil
 }
 

@@ -79,6 +79,9 @@ type portRoute struct {
 	eps   []*endpoint
 	bal   balancer
 
+	h2c      bool   // HTTP/2 cleartext to the endpoints (appProtocol kubernetes.io/h2c or grpc)
+	portName string // the Service port's name, for messages ("" when it has none)
+
 	hasRetry      bool // responses carry X-Resilience-Attempts
 	replay        bool // request bodies are buffered to be sent again
 	tryTimeoutMsg string

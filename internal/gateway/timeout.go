@@ -46,7 +46,9 @@ func (g *Gateway) newTimeoutStage(next stage, r *snapshot.Retry) *timeoutStage {
 
 func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, error) {
 	tctx, cancel := context.WithCancelCause(ctx)
-	x.deadline = x.now.Add(s.d)
+	if d := x.now.Add(s.d); x.deadline.IsZero() || d.Before(x.deadline) {
+		x.deadline = d // else the request's grpc-timeout is the shorter
+	}
 	tm := afterFunc(s.clk, s.d, func() { cancel(errOverallTimeout) })
 	resp, err := s.next.serve(tctx, x)
 	if !tm.Stop() {
@@ -59,6 +61,10 @@ func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, 
 	if err != nil {
 		cancel(nil)
 		return nil, err
+	}
+	if x.grpc { // a gRPC stream may rightly pause between messages: its own deadline bounds it
+		resp.Body = &cancelBody{rc: resp.Body, cancel: cancel}
+		return resp, nil
 	}
 	sb := &x.mem.stall
 	sb.rc, sb.cancel, sb.clk, sb.d = resp.Body, cancel, s.clk, s.d

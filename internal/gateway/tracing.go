@@ -116,6 +116,9 @@ func (g *Gateway) accessLog(x *exchange, status int, span trace.Span) {
 		slog.Int("status", status), slog.Duration("duration", g.clk.Now().Sub(x.now)),
 		slog.Int("attempts", int(x.tries.attempts.Load())), slog.String("client", r.RemoteAddr),
 	}
+	if x.grpc && x.grpcCode >= 0 {
+		attrs = append(attrs, slog.Int("grpc_status", int(x.grpcCode)))
+	}
 	if span != nil {
 		attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
 	}

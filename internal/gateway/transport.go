@@ -100,17 +100,21 @@ type upstreamTransport interface {
 // no transparent compression (the client's Accept-Encoding passes through), and every dial checked
 // by the dial guard on the resolved address. With UpstreamClientFast, the lean client (h1Client)
 // sends what it can and net/http's Transport the rest, both through the same dialer.
-func newTransport(o Options) upstreamTransport {
-	d := &dialer{
-		localDev: o.LocalDev,
-		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
-		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
-	}
+func newTransport(o Options, d *dialer) upstreamTransport {
 	tr := newNetHTTPTransport(o, d)
 	if o.UpstreamClient == UpstreamClientNetHTTP {
 		return tr
 	}
 	return newH1Client(d.DialContext, tr, o.MaxIdleConnsPerHost)
+}
+
+// newDialer returns the dialer of the built-in transports, with its dial guard.
+func newDialer(o Options) *dialer {
+	return &dialer{
+		localDev: o.LocalDev,
+		strict:   net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(false)},
+		loopback: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Control: guardControl(true)},
+	}
 }
 
 func newNetHTTPTransport(o Options, d *dialer) *http.Transport {

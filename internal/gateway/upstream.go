@@ -51,7 +51,11 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 	t.inflight = true
 	req, span := u.g.trySpan(x.request(ctx, t, ep), ep, x.tries.attempts.Load())
 	start := u.g.clk.Now()
-	resp, err := u.g.rt.RoundTrip(req)
+	rt := u.g.rt
+	if u.route.h2c {
+		rt = u.g.rtH2C
+	}
+	resp, err := rt.RoundTrip(req)
 	t.end = u.g.clk.Now()
 	endTrySpan(span, resp, err)
 	u.route.latency.Observe(t.end.Sub(start).Seconds())

@@ -51,7 +51,11 @@ func TestResolve(t *testing.T) {
 		"two":    svc("two", "http", "grpc"),
 		"plain":  svc("plain", ""),
 		"noport": svc("noport"),
-		"ext":    {ObjectMeta: metav1.ObjectMeta{Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName}},
+		"tls": {ObjectMeta: metav1.ObjectMeta{Name: "tls"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+			{Name: "h2c", Port: 80, AppProtocol: ptr.To("kubernetes.io/h2c")},
+			{Name: "secure", Port: 443, AppProtocol: ptr.To("https")},
+			{Name: "wss", Port: 8443, AppProtocol: ptr.To("kubernetes.io/wss")}}}},
+		"ext": {ObjectMeta: metav1.ObjectMeta{Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName}},
 	}
 	type want struct {
 		inForce bool
@@ -107,6 +111,18 @@ func TestResolve(t *testing.T) {
 				{Name: "port", Created: t0.Add(time.Hour), Refs: []v1alpha1.PolicyTargetReference{port("two", "http")}},
 			},
 			policy: "whole", want: []want{{true, v1alpha1.ReasonAccepted, `partly overridden: Kind port governs Service "two" port http`, 1}}},
+		{desc: "a port with appProtocol https is invalid: no TLS to backends",
+			candidates: []Candidate{{Name: "a", Created: t0, Refs: []v1alpha1.PolicyTargetReference{port("tls", "secure")}}},
+			policy:     "a", want: []want{{false, v1alpha1.ReasonInvalid, `port secure has appProtocol "https": TLS to backends is not supported in v1alpha1`, 0}}},
+		{desc: "a whole Service with a wss port is invalid, and claims none of its ports",
+			candidates: []Candidate{
+				{Name: "a", Created: t0, Refs: []v1alpha1.PolicyTargetReference{whole("tls")}},
+				{Name: "b", Created: t0.Add(time.Hour), Refs: []v1alpha1.PolicyTargetReference{port("tls", "h2c")}},
+			},
+			policy: "a", want: []want{{false, v1alpha1.ReasonInvalid, `port wss has appProtocol "kubernetes.io/wss"`, 0}}},
+		{desc: "an h2c port of that Service is fine",
+			candidates: []Candidate{{Name: "a", Created: t0, Refs: []v1alpha1.PolicyTargetReference{port("tls", "h2c")}}},
+			policy:     "a", want: []want{{true, v1alpha1.ReasonAccepted, "port h2c", 1}}},
 		{desc: "two targets, one missing",
 			candidates: []Candidate{{Name: "a", Created: t0, Refs: []v1alpha1.PolicyTargetReference{whole("one"), whole("gone")}}},
 			policy:     "a", want: []want{{true, v1alpha1.ReasonAccepted, "", 1}, {false, v1alpha1.ReasonTargetNotFound, "gone", 0}}},

@@ -77,7 +77,7 @@ func Resolve(kind string, candidates []Candidate, services map[string]*corev1.Se
 	for _, c := range sorted {
 		for _, ref := range c.Refs {
 			svc, ok := services[ref.Name]
-			if !ok || svc.Spec.Type == corev1.ServiceTypeExternalName {
+			if !ok || svc.Spec.Type == corev1.ServiceTypeExternalName || len(tlsPorts(ref, svc)) > 0 {
 				continue
 			}
 			for _, p := range svc.Spec.Ports {
@@ -140,6 +140,11 @@ func resolveRef(kind, self string, ref v1alpha1.PolicyTargetReference, svc *core
 	case len(svc.Spec.Ports) == 0:
 		return RefResult{Reason: v1alpha1.ReasonTargetNotFound, Message: fmt.Sprintf("Service %q has no ports", ref.Name)}
 	}
+	if tls := tlsPorts(ref, svc); len(tls) > 0 {
+		return RefResult{Reason: v1alpha1.ReasonInvalid, Message: fmt.Sprintf(
+			"Service %q %s: TLS to backends is not supported in v1alpha1 (target the Service's other ports by sectionName)",
+			ref.Name, strings.Join(tls, ", "))}
+	}
 
 	var won []PortKey
 	lostTo := map[string][]string{} // winning policy -> port labels it took from us
@@ -176,6 +181,25 @@ func resolveRef(kind, self string, ref v1alpha1.PolicyTargetReference, svc *core
 		msg += "; partly overridden: " + strings.Join(lost, "; ")
 	}
 	return RefResult{InForce: true, Reason: v1alpha1.ReasonAccepted, Message: msg, Ports: won}
+}
+
+// tlsAppProtocols are the appProtocols (GEP-1911) that ask for TLS to the endpoints, which the
+// gateway does not speak in v1alpha1.
+var tlsAppProtocols = map[string]bool{"https": true, "kubernetes.io/wss": true}
+
+// tlsPorts describes the ports ref targets on svc whose appProtocol asks for TLS; a ref targeting
+// any is invalid as a whole, and governs no port.
+func tlsPorts(ref v1alpha1.PolicyTargetReference, svc *corev1.Service) []string {
+	var out []string
+	for _, p := range svc.Spec.Ports {
+		if ref.SectionName != nil && p.Name != *ref.SectionName {
+			continue
+		}
+		if p.AppProtocol != nil && tlsAppProtocols[*p.AppProtocol] {
+			out = append(out, fmt.Sprintf("port %s has appProtocol %q", portLabel(p), *p.AppProtocol))
+		}
+	}
+	return out
 }
 
 func portLabel(p corev1.ServicePort) string {

@@ -61,6 +61,7 @@ func TestDecodeRefusesBadSnapshots(t *testing.T) {
 		{desc: "endpoint not an IP", data: `{"version":2,"services":[{"namespace":"a","name":"b","ports":[{"port":80,"endpoints":[{"address":"x","port":1,"type":"IPv4"}]}]}],"policies":[]}`, wantErr: "is not an IPv4 address"},
 		{desc: "zero burst", data: strings.Replace(good, `"burst":25`, `"burst":0`, 1), wantErr: "burst"},
 		{desc: "bad status codes", data: strings.Replace(good, `"500-599"`, `"599-500"`, 1), wantErr: "failureStatusCodes"},
+		{desc: "bad gRPC code name", data: strings.Replace(good, `"failureStatusCodes":`, `"failureGRPCCodes":["UNAVAILABLE"],"failureStatusCodes":`, 1), wantErr: "failureGRPCCodes"},
 		{desc: "a policy key that is not kind/namespace/name", data: `{"version":1,"services":[],"policies":[{"kind":"Rate/Limit","namespace":"a","name":"b","uid":"u","generation":1}]}`, wantErr: "policies[0]"},
 		{desc: "good", data: good},
 	}

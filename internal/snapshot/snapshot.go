@@ -157,11 +157,24 @@ type Port struct {
 	// Service's port, contract section 5): everything on it is for this port, whatever its Host.
 	// The endpoints are then the backend Service's.
 	CapturePort int32 `json:"capturePort,omitempty"`
+	// AppProtocol is the Service port's appProtocol (GEP-1911): the gateway speaks HTTP/2 cleartext
+	// to the endpoints of a port whose appProtocol is AppProtocolH2C or AppProtocolGRPC, HTTP/1.1 to
+	// any other.
+	AppProtocol string `json:"appProtocol,omitempty"`
 
 	RateLimit      *RateLimit      `json:"rateLimit,omitempty"`
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
 	Retry          *Retry          `json:"retry,omitempty"`
 }
+
+// Values of Port.AppProtocol that mean HTTP/2 cleartext to the endpoints.
+const (
+	AppProtocolH2C  = "kubernetes.io/h2c"
+	AppProtocolGRPC = "grpc"
+)
+
+// H2C reports whether the gateway speaks HTTP/2 cleartext to the port's endpoints.
+func (p *Port) H2C() bool { return p.AppProtocol == AppProtocolH2C || p.AppProtocol == AppProtocolGRPC }
 
 // Address types of endpoints, as discovery.k8s.io names them.
 const (
@@ -258,7 +271,9 @@ type CircuitBreaker struct {
 	FailureStatusCodes []string `json:"failureStatusCodes"`
 	FailOnConnectError bool     `json:"failOnConnectError"`
 	FailOnTimeout      bool     `json:"failOnTimeout"`
-	SlowCallDuration   Duration `json:"slowCallDuration,omitempty"`
+	// FailureGRPCCodes are the final grpc-status names (as codes.Code prints them) that count as failures.
+	FailureGRPCCodes []string `json:"failureGRPCCodes,omitempty"`
+	SlowCallDuration Duration `json:"slowCallDuration,omitempty"`
 
 	// Exactly one of ConsecutiveFailures (> 0) and FailureRatio.
 	ConsecutiveFailures int           `json:"consecutiveFailures,omitempty"`
@@ -301,7 +316,9 @@ type Retry struct {
 	RetryConnect     bool     `json:"retryConnect"`
 	RetryResets      bool     `json:"retryResets"`
 	RetryTimeouts    bool     `json:"retryTimeouts"`
-	Methods          []string `json:"methods"`
+	// RetryGRPCCodes are the grpc-status names (as codes.Code prints them) a gRPC try may be retried on.
+	RetryGRPCCodes []string `json:"retryGRPCCodes,omitempty"`
+	Methods        []string `json:"methods"`
 
 	BackoffStrategy string   `json:"backoffStrategy"`
 	BackoffBase     Duration `json:"backoffBase"`

@@ -209,6 +209,9 @@ func (c *CircuitBreaker) validate() []error {
 	if _, err := codes.Parse(c.FailureStatusCodes); err != nil {
 		errs = append(errs, fmt.Errorf("failureStatusCodes: %w", err))
 	}
+	if err := validGRPCCodes(c.FailureGRPCCodes); err != nil {
+		errs = append(errs, fmt.Errorf("failureGRPCCodes: %w", err))
+	}
 	if (c.ConsecutiveFailures > 0) == (c.FailureRatio != nil) {
 		errs = append(errs, errors.New("exactly one of consecutiveFailures and failureRatio"))
 	}
@@ -246,6 +249,9 @@ func (r *Retry) validate() []error {
 	}
 	if _, err := codes.Parse(r.RetryStatusCodes); err != nil {
 		errs = append(errs, fmt.Errorf("retryStatusCodes: %w", err))
+	}
+	if err := validGRPCCodes(r.RetryGRPCCodes); err != nil {
+		errs = append(errs, fmt.Errorf("retryGRPCCodes: %w", err))
 	}
 	switch r.BackoffStrategy {
 	case "Exponential", "Linear", "Fixed":

@@ -269,6 +269,12 @@ func TestCircuitBreakerRules(t *testing.T) {
 		{desc: "status code range reversed", mutate: func(p *v1alpha1.CircuitBreaker) {
 			p.Spec.FailureCriteria = &v1alpha1.FailureCriteria{StatusCodes: []v1alpha1.StatusCodes{"599-500"}}
 		}, wantErrors: []string{"spec.failureCriteria.statusCodes[0]", "a status code range must not start after it ends"}},
+		{desc: "grpc codes", mutate: func(p *v1alpha1.CircuitBreaker) {
+			p.Spec.FailureCriteria = &v1alpha1.FailureCriteria{GRPCCodes: []v1alpha1.GRPCCode{"Unavailable", "DataLoss"}}
+		}},
+		{desc: "grpc code not a name", mutate: func(p *v1alpha1.CircuitBreaker) {
+			p.Spec.FailureCriteria = &v1alpha1.FailureCriteria{GRPCCodes: []v1alpha1.GRPCCode{"UNAVAILABLE"}}
+		}, wantErrors: []string{"spec.failureCriteria.grpcCodes[0]", "Unsupported value"}},
 		{desc: "status code 099", mutate: func(p *v1alpha1.CircuitBreaker) {
 			p.Spec.FailureCriteria = &v1alpha1.FailureCriteria{StatusCodes: []v1alpha1.StatusCodes{"099"}}
 		}, wantErrors: []string{"must be a status code from 100 to 599"}},
@@ -347,6 +353,15 @@ func TestRetryPolicyRules(t *testing.T) {
 		{desc: "retryOn status code 1000", mutate: func(p *v1alpha1.RetryPolicy) {
 			p.Spec.RetryOn = &v1alpha1.RetryOn{StatusCodes: []v1alpha1.StatusCodes{"1000"}}
 		}, wantErrors: []string{"spec.retryOn.statusCodes[0]"}},
+		{desc: "retryOn grpc codes", mutate: func(p *v1alpha1.RetryPolicy) {
+			p.Spec.RetryOn = &v1alpha1.RetryOn{GRPCCodes: []v1alpha1.GRPCCode{"Unavailable", "ResourceExhausted"}}
+		}},
+		{desc: "retryOn grpc code by number", mutate: func(p *v1alpha1.RetryPolicy) {
+			p.Spec.RetryOn = &v1alpha1.RetryOn{GRPCCodes: []v1alpha1.GRPCCode{"14"}}
+		}, wantErrors: []string{"spec.retryOn.grpcCodes[0]", "Unsupported value"}},
+		{desc: "retryOn grpc code twice", mutate: func(p *v1alpha1.RetryPolicy) {
+			p.Spec.RetryOn = &v1alpha1.RetryOn{GRPCCodes: []v1alpha1.GRPCCode{"Unavailable", "Unavailable"}}
+		}, wantErrors: []string{"spec.retryOn.grpcCodes[1]", "Duplicate value"}},
 		{desc: "hedge", mutate: func(p *v1alpha1.RetryPolicy) { p.Spec.Hedge = &v1alpha1.Hedge{Delay: "50ms", MaxHedges: 2} }},
 		{desc: "hedge without delay", mutate: func(p *v1alpha1.RetryPolicy) { p.Spec.Hedge = &v1alpha1.Hedge{MaxHedges: 1} },
 			wantErrors: []string{"spec.hedge.delay", "should match"}},
