@@ -35,6 +35,8 @@ type exchange struct {
 	in    *http.Request
 	now   time.Time // read once when the request arrived (moved on after a Delay wait)
 
+	upgrade bool // a WebSocket upgrade (websocket.go), set by prepare
+
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)
 

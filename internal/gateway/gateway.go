@@ -188,6 +188,7 @@ type Gateway struct {
 
 	global  *globalLimits
 	capture *captureListeners
+	tunnels tunnels // the open WebSocket tunnels (wstunnel.go)
 
 	table   atomic.Pointer[table]
 	version atomic.Uint64

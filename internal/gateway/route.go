@@ -102,6 +102,9 @@ func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchan
 	if err != nil {
 		return g.writeError(w, x, err), err
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols { // a WebSocket upgrade the upstream accepted
+		return g.tunnel(w, x, resp)
+	}
 	g.writeResponse(w, x, resp)
 	return resp.StatusCode, nil
 }

@@ -1,0 +1,286 @@
+/*
+Copyright 2026 The resilience operator authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"resilience.dev/operator/internal/snapshot"
+)
+
+// The tests of this file run a real gateway on a loopback listener in front of a real WebSocket
+// backend, both sides with github.com/coder/websocket.
+
+// wsEcho is a backend that echoes every message; closed gets the status of how each tunnel ended
+// on the backend's side.
+func wsEcho(closed chan<- websocket.StatusCode) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				if closed != nil {
+					closed <- websocket.CloseStatus(err)
+				}
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// wsGateway serves a gateway on a loopback listener for Service shop/api port 80, whose one
+// endpoint is the backend h; edit sets the port's policies. It returns the gateway and its address.
+func wsGateway(t *testing.T, h http.Handler, edit func(*snapshot.Port)) (*Gateway, string) {
+	t.Helper()
+	be := httptest.NewServer(h)
+	t.Cleanup(be.Close)
+	bePort := be.Listener.Addr().(*net.TCPAddr).Port
+	pt := port(snapshot.Endpoint{Address: "ws.localhost", Port: int32(bePort), Type: snapshot.AddressFQDN, HandMade: true})
+	if edit != nil {
+		edit(&pt)
+	}
+	g := newGW(t, Options{LocalDev: true}, nil, snap(1, pt))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := g.HTTPServer("")
+	go func() { _ = srv.Serve(WatchFraming(l)) }()
+	t.Cleanup(func() { _ = srv.Close(); g.CloseTunnels(context.Background()) })
+	return g, l.Addr().String()
+}
+
+// wsDial opens a WebSocket to shop/api through the gateway at addr.
+func wsDial(ctx context.Context, addr string) (*websocket.Conn, *http.Response, error) {
+	d := &net.Dialer{}
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}}}
+	c, resp, err := websocket.Dial(ctx, "ws://api.shop/chat", &websocket.DialOptions{HTTPClient: client})
+	if c != nil {
+		c.SetReadLimit(1 << 20)
+	}
+	return c, resp, err
+}
+
+func mustDial(t *testing.T, ctx context.Context, addr string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := wsDial(ctx, addr)
+	if err != nil {
+		t.Fatalf("dial through the gateway: %v (response %v)", err, resp)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// echo sends msg and checks it comes back intact.
+func echo(ctx context.Context, c *websocket.Conn, msg []byte) error {
+	if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	_, got, err := c.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("echo of %d bytes came back as %d different bytes", len(msg), len(got))
+	}
+	return nil
+}
+
+// TestWebSocketEcho: 1,000 messages of 0 bytes to 100 KiB (frames within and beyond the tunnel's
+// buffer) go to the backend and back intact, pipelined, and the client's normal close reaches it.
+func TestWebSocketEcho(t *testing.T) {
+	closed := make(chan websocket.StatusCode, 1)
+	_, addr := wsGateway(t, wsEcho(closed), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := mustDial(t, ctx, addr)
+
+	const n = 1000
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = make([]byte, (i*7919)%(100<<10))
+		for j := range msgs[i] {
+			msgs[i][j] = byte(i + j*31)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for _, m := range msgs {
+			if err := c.Write(ctx, websocket.MessageBinary, m); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i, m := range msgs {
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, m) {
+			t.Fatalf("message %d: %d bytes came back as %d different bytes", i, len(m), len(got))
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := <-closed; got != websocket.StatusNormalClosure {
+		t.Errorf("the backend saw the tunnel end with %v, want %v", got, websocket.StatusNormalClosure)
+	}
+}
+
+// TestWebSocketRateLimit: the upgrade takes a token; over the limit it gets 429 and no tunnel.
+func TestWebSocketRateLimit(t *testing.T) {
+	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
+		p.RateLimit = rateLimit(limit("l", 3, time.Hour, 3))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		c := mustDial(t, ctx, addr)
+		if err := echo(ctx, c, []byte(fmt.Sprint("hello ", i))); err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+	}
+	c, resp, err := wsDial(ctx, addr)
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatal("the fourth upgrade within a limit of 3 got a tunnel")
+	}
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the fourth upgrade: %v, want 429 with Retry-After", resp)
+	}
+}
+
+// TestWebSocketTimeoutsStopAtSwitch: a per-try timeout of 100ms and an overall timeout of 200ms do
+// not cut a tunnel that lives a second.
+func TestWebSocketTimeoutsStopAtSwitch(t *testing.T) {
+	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
+		r := retry(3)
+		r.PerTryTimeout, r.Timeout = snapshot.Duration(100*time.Millisecond), snapshot.Duration(200*time.Millisecond)
+		r.MaxHedges, r.HedgeDelay = 1, snapshot.Duration(10*time.Millisecond)
+		p.Retry = r
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := mustDial(t, ctx, addr)
+	for i := range 4 {
+		time.Sleep(300 * time.Millisecond)
+		if err := echo(ctx, c, []byte(fmt.Sprint("after ", (i+1)*300, "ms"))); err != nil {
+			t.Fatalf("after %d ms: %v", (i+1)*300, err)
+		}
+	}
+}
+
+// TestWebSocketBulkheadFreedAtSwitch: with a bulkhead of one and no queue, a second upgrade
+// succeeds while the first tunnel is open, and both tunnels work.
+func TestWebSocketBulkheadFreedAtSwitch(t *testing.T) {
+	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
+		cb := circuitBreaker(5)
+		cb.Concurrency = &snapshot.Concurrency{MaxRequests: 1}
+		p.CircuitBreaker = cb
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := mustDial(t, ctx, addr)
+	b := mustDial(t, ctx, addr)
+	for i, c := range []*websocket.Conn{a, b} {
+		if err := echo(ctx, c, []byte(fmt.Sprint("tunnel ", i))); err != nil {
+			t.Fatalf("tunnel %d: %v", i, err)
+		}
+	}
+}
+
+// TestWebSocketCloseTunnels: on shutdown both sides of an open tunnel get a close frame with 1001
+// (going away), and an upgrade after it is closed the same way at once.
+func TestWebSocketCloseTunnels(t *testing.T) {
+	closed := make(chan websocket.StatusCode, 2)
+	g, addr := wsGateway(t, wsEcho(closed), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := mustDial(t, ctx, addr)
+	if err := echo(ctx, c, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	go func() { _, _, err := c.Read(ctx); readErr <- err }()
+	start := time.Now()
+	g.CloseTunnels(ctx)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("CloseTunnels took %v", d)
+	}
+	err := <-readErr
+	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
+		t.Errorf("the client read %v (status %v), want %v", err, got, websocket.StatusGoingAway)
+	}
+	if got := <-closed; got != websocket.StatusGoingAway {
+		t.Errorf("the backend saw %v, want %v", got, websocket.StatusGoingAway)
+	}
+
+	late := mustDial(t, ctx, addr)
+	if _, _, err := late.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("a tunnel opened after CloseTunnels: %v, want %v", err, websocket.StatusGoingAway)
+	}
+}
+
+// TestWebSocketRefused: an upstream refusing the upgrade passes its status through, and the
+// breaker counts it like any response.
+func TestWebSocketRefused(t *testing.T) {
+	g, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no websockets for you", http.StatusForbidden)
+	}), func(p *snapshot.Port) { p.CircuitBreaker = circuitBreaker(5) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDial(ctx, addr)
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatal("got a tunnel from an upstream that refused the upgrade")
+	}
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("refused upgrade: %v (%v), want 403", resp, err)
+	}
+	if got := metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"code": "403"}); got != 1 {
+		t.Errorf("403 counted %v times, want 1", got)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+}
