@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func wsEcho(closed chan<- websocket.StatusCode) http.HandlerFunc {
 }
 
 // wsGateway serves a gateway on a loopback listener for Service shop/api port 80, whose one
-// endpoint is the backend h; edit sets the port's policies. It returns the gateway and its address.
+// endpoint is the backend h; edit sets the port's policies (and may give it a capture port). It
+// returns the gateway and its address.
 func wsGateway(t *testing.T, h http.Handler, edit func(*snapshot.Port)) (*Gateway, string) {
 	t.Helper()
 	be := httptest.NewServer(h)
@@ -71,7 +73,8 @@ func wsGateway(t *testing.T, h http.Handler, edit func(*snapshot.Port)) (*Gatewa
 	if edit != nil {
 		edit(&pt)
 	}
-	g := newGW(t, Options{LocalDev: true}, nil, snap(1, pt))
+	g := newGW(t, Options{LocalDev: true, CaptureHost: "127.0.0.1", CaptureRange: snapshot.PortRange{First: 1024, Last: 65535}}, nil, snap(1, pt))
+	t.Cleanup(func() { g.ShutdownCapture(context.Background()) })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,11 +87,16 @@ func wsGateway(t *testing.T, h http.Handler, edit func(*snapshot.Port)) (*Gatewa
 
 // wsDial opens a WebSocket to shop/api through the gateway at addr.
 func wsDial(ctx context.Context, addr string) (*websocket.Conn, *http.Response, error) {
+	return wsDialURL(ctx, addr, "ws://api.shop/chat")
+}
+
+// wsDialURL opens a WebSocket to u through the gateway at addr.
+func wsDialURL(ctx context.Context, addr, u string) (*websocket.Conn, *http.Response, error) {
 	d := &net.Dialer{}
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	}}}
-	c, resp, err := websocket.Dial(ctx, "ws://api.shop/chat", &websocket.DialOptions{HTTPClient: client})
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: client})
 	if c != nil {
 		c.SetReadLimit(1 << 20)
 	}
@@ -120,9 +128,10 @@ func echo(ctx context.Context, c *websocket.Conn, msg []byte) error {
 	return nil
 }
 
-// TestWebSocketEcho: 1,000 messages of 0 bytes to 100 KiB (frames within and beyond the tunnel's
-// buffer) go to the backend and back intact, pipelined, and the client's normal close reaches it.
+// TestWebSocketEcho: 1,000 messages of 0 to 41 KiB (frames within and beyond the tunnel's buffer)
+// go to the backend and back intact, pipelined, and the client's normal close reaches it.
 func TestWebSocketEcho(t *testing.T) {
+	t.Parallel()
 	closed := make(chan websocket.StatusCode, 1)
 	_, addr := wsGateway(t, wsEcho(closed), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -132,7 +141,11 @@ func TestWebSocketEcho(t *testing.T) {
 	const n = 1000
 	msgs := make([][]byte, n)
 	for i := range msgs {
-		msgs[i] = make([]byte, (i*7919)%(100<<10))
+		size := (i * 7919) % 4096
+		if i%10 == 0 {
+			size = 40<<10 + i // beyond the tunnel's buffer: copied frame by frame
+		}
+		msgs[i] = make([]byte, size)
 		for j := range msgs[i] {
 			msgs[i][j] = byte(i + j*31)
 		}
@@ -169,6 +182,7 @@ func TestWebSocketEcho(t *testing.T) {
 
 // TestWebSocketRateLimit: the upgrade takes a token; over the limit it gets 429 and no tunnel.
 func TestWebSocketRateLimit(t *testing.T) {
+	t.Parallel()
 	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
 		p.RateLimit = rateLimit(limit("l", 3, time.Hour, 3))
 	})
@@ -193,6 +207,7 @@ func TestWebSocketRateLimit(t *testing.T) {
 // TestWebSocketTimeoutsStopAtSwitch: a per-try timeout of 100ms and an overall timeout of 200ms do
 // not cut a tunnel that lives a second.
 func TestWebSocketTimeoutsStopAtSwitch(t *testing.T) {
+	t.Parallel()
 	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
 		r := retry(3)
 		r.PerTryTimeout, r.Timeout = snapshot.Duration(100*time.Millisecond), snapshot.Duration(200*time.Millisecond)
@@ -213,6 +228,7 @@ func TestWebSocketTimeoutsStopAtSwitch(t *testing.T) {
 // TestWebSocketBulkheadFreedAtSwitch: with a bulkhead of one and no queue, a second upgrade
 // succeeds while the first tunnel is open, and both tunnels work.
 func TestWebSocketBulkheadFreedAtSwitch(t *testing.T) {
+	t.Parallel()
 	_, addr := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) {
 		cb := circuitBreaker(5)
 		cb.Concurrency = &snapshot.Concurrency{MaxRequests: 1}
@@ -232,6 +248,7 @@ func TestWebSocketBulkheadFreedAtSwitch(t *testing.T) {
 // TestWebSocketCloseTunnels: on shutdown both sides of an open tunnel get a close frame with 1001
 // (going away), and an upgrade after it is closed the same way at once.
 func TestWebSocketCloseTunnels(t *testing.T) {
+	t.Parallel()
 	closed := make(chan websocket.StatusCode, 2)
 	g, addr := wsGateway(t, wsEcho(closed), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -264,6 +281,7 @@ func TestWebSocketCloseTunnels(t *testing.T) {
 // TestWebSocketRefused: an upstream refusing the upgrade passes its status through, and the
 // breaker counts it like any response.
 func TestWebSocketRefused(t *testing.T) {
+	t.Parallel()
 	g, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no websockets for you", http.StatusForbidden)
 	}), func(p *snapshot.Port) { p.CircuitBreaker = circuitBreaker(5) })
@@ -282,5 +300,147 @@ func TestWebSocketRefused(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
+	}
+}
+
+// TestWebSocketNotHedgedNorRetried: an upgrade is never hedged (one upstream per tunnel), and a
+// 101 is never retried, even with 101 among the retry codes.
+func TestWebSocketNotHedgedNorRetried(t *testing.T) {
+	t.Parallel()
+	var upgrades atomic.Int32
+	echo := wsEcho(nil)
+	_, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrades.Add(1)
+		time.Sleep(50 * time.Millisecond) // past the hedge delay
+		echo(w, r)
+	}), func(p *snapshot.Port) {
+		r := retry(3)
+		r.RetryStatusCodes = []string{"101", "502", "503", "504"}
+		r.MaxHedges, r.HedgeDelay = 2, snapshot.Duration(5*time.Millisecond)
+		p.Retry = r
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDial(ctx, addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.CloseNow()
+	if err := echo2(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Header.Get("X-Resilience-Attempts"); got != "1" {
+		t.Errorf("X-Resilience-Attempts %q, want 1", got)
+	}
+	time.Sleep(100 * time.Millisecond) // a hedge would have reached the backend by now
+	if n := upgrades.Load(); n != 1 {
+		t.Errorf("the backend got %d upgrade requests, want 1", n)
+	}
+}
+
+func echo2(ctx context.Context, c *websocket.Conn) error { return echo(ctx, c, []byte("ping")) }
+
+// TestWebSocketCapturePort: upgrades pass on a capture port too, whatever the Host.
+func TestWebSocketCapturePort(t *testing.T) {
+	t.Parallel()
+	cp := freePort(t)
+	g, _ := wsGateway(t, wsEcho(nil), func(p *snapshot.Port) { p.CapturePort = cp })
+	waitFor(t, "the capture port", func() bool { return len(g.CapturePorts()) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDialURL(ctx, fmt.Sprintf("127.0.0.1:%d", cp), "ws://10.96.0.10/chat")
+	if err != nil {
+		t.Fatalf("dial the capture port: %v (%v)", err, resp)
+	}
+	defer c.CloseNow()
+	if err := echo2(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWebSocketUpstreamGone: when the upstream drops the connection, the client's read ends at
+// once (the gateway half-closes the client's side), and once the client closes too the tunnel is
+// forgotten, without waiting for wsLinger.
+func TestWebSocketUpstreamGone(t *testing.T) {
+	t.Parallel()
+	g, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		_, _, _ = c.Read(r.Context())
+		_ = c.CloseNow() // no close frame: the TCP connection just ends
+	}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := mustDial(t, ctx, addr)
+	start := time.Now()
+	if err := c.Write(ctx, websocket.MessageText, []byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Fatal("read a message from an upstream that went away")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the client saw the end after %v", d)
+	}
+	_ = c.CloseNow()
+	waitFor(t, "the tunnel to be forgotten", func() bool {
+		g.tunnels.mu.Lock()
+		defer g.tunnels.mu.Unlock()
+		return len(g.tunnels.open) == 0
+	})
+}
+
+// TestWebSocketWrongSwitch: an upstream switching to another protocol than websocket is a 502.
+func TestWebSocketWrongSwitch(t *testing.T) {
+	t.Parallel()
+	_, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "h2c")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+	}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDial(ctx, addr)
+	if err == nil {
+		_ = c.CloseNow()
+		t.Fatal("got a tunnel to an upstream that switched to h2c")
+	}
+	if resp == nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("switch to h2c: %v (%v), want 502", resp, err)
+	}
+}
+
+// TestWebSocketNoStale: an upgrade refused by an open breaker gets the fallback, never a stale
+// 200 stored for its URL.
+func TestWebSocketNoStale(t *testing.T) {
+	t.Parallel()
+	mem := newMem()
+	var failing atomic.Bool
+	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		ok200(w, r)
+	})
+	cb := circuitBreaker(1)
+	cb.ServeStale = snapshot.Duration(time.Hour)
+	g := newGW(t, Options{}, mem, withBreaker(cb, ep(1)))
+	if rec := get(g, "http://api.shop/chat"); rec.Code != 200 {
+		t.Fatalf("warm: %d", rec.Code)
+	}
+	failing.Store(true)
+	if rec := get(g, "http://api.shop/trip"); rec.Code != 500 {
+		t.Fatalf("trip: %d", rec.Code)
+	}
+	if rec := get(g, "http://api.shop/chat"); rec.Code != 200 || rec.Header().Get("X-Resilience-Stale") != "true" {
+		t.Fatalf("a plain GET while open: %d %v, want the stale 200", rec.Code, rec.Header())
+	}
+	rec := get(g, "http://api.shop/chat", "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-Resilience-Circuit") != "open" {
+		t.Fatalf("an upgrade while open: %d %v, want 503 open", rec.Code, rec.Header())
 	}
 }
