@@ -91,12 +91,14 @@ func (g *Gateway) tunnel(w http.ResponseWriter, x *exchange, resp *http.Response
 		return g.writeError(w, x, ge), ge
 	}
 	_ = conn.SetDeadline(time.Time{}) // the server's read and write timeouts no longer apply
+	// The 101 is being forwarded: the try ends (its bulkhead slot is free) before the client can
+	// see the head, so that an upgrade it sends next finds the slot free.
+	tb.t.finish()
 	if _, err := conn.Write(switchHead(x, resp)); err != nil {
 		_ = conn.Close()
 		_ = resp.Body.Close()
 		return statusClientGone, nil
 	}
-	tb.t.finish() // the 101 is forwarded: the bulkhead slot is free
 	client := conn
 	if fc, ok := conn.(*framingConn); ok {
 		client = fc.Conn // no more request heads to watch; and the raw conn can CloseWrite

@@ -210,18 +210,18 @@ type tunnels struct {
 	mu      sync.Mutex
 	open    map[*wsTunnel]struct{}
 	stopped bool
+	ended   chan struct{} // closed, and cleared, when a tunnel ends (for CloseTunnels to wait on)
 }
 
-// run copies tn until it ends; a tunnel opened after CloseTunnels is closed at once.
+// run copies tn until it ends; a tunnel opened after CloseTunnels (its upgrade was on its way) is
+// closed at once.
 func (ts *tunnels) run(tn *wsTunnel) {
 	ts.mu.Lock()
-	stopped := ts.stopped
-	if !stopped {
-		if ts.open == nil {
-			ts.open = map[*wsTunnel]struct{}{}
-		}
-		ts.open[tn] = struct{}{}
+	if ts.open == nil {
+		ts.open = map[*wsTunnel]struct{}{}
 	}
+	ts.open[tn] = struct{}{}
+	stopped := ts.stopped
 	ts.mu.Unlock()
 	if stopped {
 		go tn.goAway()
@@ -229,6 +229,10 @@ func (ts *tunnels) run(tn *wsTunnel) {
 	tn.copy()
 	ts.mu.Lock()
 	delete(ts.open, tn)
+	if ts.ended != nil {
+		close(ts.ended)
+		ts.ended = nil
+	}
 	ts.mu.Unlock()
 }
 
@@ -241,27 +245,38 @@ func (tn *wsTunnel) goAway() {
 }
 
 // CloseTunnels closes the open WebSocket tunnels cleanly (on shutdown, after the drain delay, with
-// the listeners): both sides get a close frame with status 1001 (going away) and the tunnels end as
-// the peers answer and close; those still open when ctx ends are cut. A tunnel opened later is
-// closed the same way at once.
+// the listeners): both sides get a close frame with status 1001 (going away), and the tunnels end
+// as the peers answer and close. It returns when none is left; those still open when ctx ends are
+// cut. A tunnel opened later (its upgrade was in flight) gets the same close frames at once.
 func (g *Gateway) CloseTunnels(ctx context.Context) {
 	ts := &g.tunnels
 	ts.mu.Lock()
 	ts.stopped = true
-	open := make([]*wsTunnel, 0, len(ts.open))
 	for tn := range ts.open {
-		open = append(open, tn)
-	}
-	ts.mu.Unlock()
-	for _, tn := range open {
 		go tn.goAway()
 	}
-	for _, tn := range open {
+	ts.mu.Unlock()
+	done := ctx.Done()
+	for {
+		ts.mu.Lock()
+		if len(ts.open) == 0 {
+			ts.mu.Unlock()
+			return
+		}
+		if ts.ended == nil {
+			ts.ended = make(chan struct{})
+		}
+		ended := ts.ended
+		ts.mu.Unlock()
 		select {
-		case <-tn.done:
-		case <-ctx.Done():
-			tn.closeBoth()
-			<-tn.done
+		case <-ended:
+		case <-done:
+			ts.mu.Lock()
+			for tn := range ts.open {
+				tn.closeBoth() // each ends at once
+			}
+			ts.mu.Unlock()
+			done = nil
 		}
 	}
 }
