@@ -246,3 +246,67 @@ func TestWebSocketBreaker(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketNoStale: an upgrade refused by an open breaker gets the fallback, never a stale
+// 200 stored for its URL.
+func TestWebSocketNoStale(t *testing.T) {
+	t.Parallel()
+	mem := newMem()
+	var failing atomic.Bool
+	mem.handle(epAddr(1), func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		ok200(w, r)
+	})
+	cb := circuitBreaker(1)
+	cb.ServeStale = snapshot.Duration(time.Hour)
+	g := newGW(t, Options{}, mem, withBreaker(cb, ep(1)))
+	if rec := get(g, "http://api.shop/chat"); rec.Code != 200 {
+		t.Fatalf("warm: %d", rec.Code)
+	}
+	failing.Store(true)
+	if rec := get(g, "http://api.shop/trip"); rec.Code != 500 {
+		t.Fatalf("trip: %d", rec.Code)
+	}
+	if rec := get(g, "http://api.shop/chat"); rec.Code != 200 || rec.Header().Get("X-Resilience-Stale") != "true" {
+		t.Fatalf("a plain GET while open: %d %v, want the stale 200", rec.Code, rec.Header())
+	}
+	rec := get(g, "http://api.shop/chat", "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-Resilience-Circuit") != "open" {
+		t.Fatalf("an upgrade while open: %d %v, want 503 open", rec.Code, rec.Header())
+	}
+}
+
+// TestWSTunnelCloseCut: peers that never answer the close frame are cut when CloseTunnels' context
+// ends.
+func TestWSTunnelCloseCut(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{}
+	client, upstream, tn := startTunnel(t, &g.tunnels)
+	waitFor(t, "the tunnel to be open", func() bool {
+		g.tunnels.mu.Lock()
+		defer g.tunnels.mu.Unlock()
+		return len(g.tunnels.open) == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	g.CloseTunnels(ctx)
+	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
+		t.Errorf("CloseTunnels returned after %v, want about 200ms", d)
+	}
+	<-tn.done
+	for name, c := range map[string]*net.TCPConn{"client": client, "upstream": upstream} {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		r := bufio.NewReader(c)
+		if f := readFrame(t, r); f.op != 0x8 || f.status != 1001 {
+			t.Errorf("the %s got %+v, want a close frame with 1001", name, f)
+		}
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Errorf("the %s's connection after the close frame: %v, want EOF", name, err)
+		}
+	}
+}
