@@ -33,8 +33,9 @@ import (
 // "Upgrade: websocket" goes through the port's chain like any request, with Upgrade and Connection
 // forwarded (request.go). Its 101 is a try's good response: the breaker counts it as a success, the
 // retry stage neither retries nor hedges it, the timeouts stop at it (timeout.go, trytimeout.go). Then
-// the gateway hijacks the client's connection, writes the 101 head, gives back the try's bulkhead
-// slot and copies frames both ways (wstunnel.go) until either side closes, or until CloseTunnels.
+// the gateway hijacks the client's connection, gives back the try's bulkhead slot, writes the 101
+// head and copies frames both ways (wstunnel.go) until either side closes, or until CloseTunnels.
+// The request itself ends at the switch: it is counted and logged with status 101 then.
 
 // isWebSocketUpgrade reports whether r asks for a WebSocket (RFC 6455 4.1): HTTP/1.1 or later over
 // HTTP/1, GET, no body, Connection naming upgrade and Upgrade naming websocket.
@@ -71,8 +72,8 @@ func (pr *portRoute) checkSwitch(ctx context.Context, x *exchange, resp *http.Re
 }
 
 // tunnel answers a WebSocket upgrade that the upstream accepted: it hijacks the client's
-// connection, forwards the 101, frees the try (its bulkhead slot) and copies frames both ways until
-// the tunnel ends. It returns the status to count: 101, or the error it wrote instead.
+// connection, frees the try (its bulkhead slot), forwards the 101 and starts copying frames both
+// ways. It returns the status to count: 101, or the error it wrote instead.
 func (g *Gateway) tunnel(w http.ResponseWriter, x *exchange, resp *http.Response) (int, error) {
 	tb, _ := resp.Body.(*tryBody)
 	var up io.ReadWriteCloser
@@ -108,7 +109,9 @@ func (g *Gateway) tunnel(w http.ResponseWriter, x *exchange, resp *http.Response
 		b, _ := brw.Reader.Peek(n)
 		src = io.MultiReader(bytes.NewReader(bytes.Clone(b)), client)
 	}
-	g.tunnels.run(newWSTunnel(client, src, up))
+	// The tunnel outlives the handler: the request is done (counted, logged, its span ended) at
+	// the switch, and after the 101 neither its context nor the server holds the connections.
+	g.tunnels.start(newWSTunnel(client, src, up))
 	return http.StatusSwitchingProtocols, nil
 }
 

@@ -129,14 +129,18 @@ func echo(ctx context.Context, c *websocket.Conn, msg []byte) error {
 }
 
 // TestWebSocketEcho: 1,000 messages of 0 to 41 KiB (frames within and beyond the tunnel's buffer)
-// go to the backend and back intact, pipelined, and the client's normal close reaches it.
+// go to the backend and back intact, pipelined, and the client's normal close reaches it. The
+// upgrade is counted (status 101) at the switch, not when the tunnel ends.
 func TestWebSocketEcho(t *testing.T) {
 	t.Parallel()
 	closed := make(chan websocket.StatusCode, 1)
-	_, addr := wsGateway(t, wsEcho(closed), nil)
+	g, addr := wsGateway(t, wsEcho(closed), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := mustDial(t, ctx, addr)
+	waitFor(t, "the upgrade to be counted at the switch", func() bool {
+		return metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"code": "101"}) == 1
+	})
 
 	const n = 1000
 	msgs := make([][]byte, n)

@@ -213,9 +213,9 @@ type tunnels struct {
 	ended   chan struct{} // closed, and cleared, when a tunnel ends (for CloseTunnels to wait on)
 }
 
-// run copies tn until it ends; a tunnel opened after CloseTunnels (its upgrade was on its way) is
-// closed at once.
-func (ts *tunnels) run(tn *wsTunnel) {
+// start runs tn on a goroutine of its own until it ends, counted among the open tunnels from now
+// on; a tunnel opened after CloseTunnels (its upgrade was on its way) is closed at once.
+func (ts *tunnels) start(tn *wsTunnel) {
 	ts.mu.Lock()
 	if ts.open == nil {
 		ts.open = map[*wsTunnel]struct{}{}
@@ -226,6 +226,10 @@ func (ts *tunnels) run(tn *wsTunnel) {
 	if stopped {
 		go tn.goAway()
 	}
+	go ts.run(tn)
+}
+
+func (ts *tunnels) run(tn *wsTunnel) {
 	tn.copy()
 	ts.mu.Lock()
 	delete(ts.open, tn)

@@ -85,7 +85,7 @@ func startTunnel(t *testing.T, ts *tunnels) (client, upstream *net.TCPConn, tn *
 	client, clientGW := tcpPair(t)
 	upGW, upstream := tcpPair(t)
 	tn = newWSTunnel(clientGW, clientGW, upGW)
-	go ts.run(tn)
+	ts.start(tn)
 	return client, upstream, tn
 }
 
