@@ -124,7 +124,7 @@ func (s *retryStage) serve(ctx context.Context, x *exchange) (*http.Response, er
 	s.budget.Request(now)
 	idempotent := slices.Contains(s.methods, r.Method) ||
 		((r.Method == http.MethodPost || r.Method == http.MethodPatch) && r.Header.Get("Idempotency-Key") != "")
-	hedging := s.maxHedges > 0 && x.body.replayable && safeMethod(r.Method) && !x.upgrade // one upstream per tunnel
+	hedging := s.maxHedges > 0 && x.body.replayable && safeMethod(r.Method)
 	seq := s.backoff.Start(s.rand)
 	tries := 0
 	for {
@@ -189,7 +189,7 @@ func (s *retryStage) good(resp *http.Response, err error) bool {
 // reason returns why a try's result may be retried, or -1 when it may not.
 func (s *retryStage) reason(resp *http.Response, err error) int {
 	if err == nil {
-		if resp != nil && s.retryCodes.Contains(resp.StatusCode) && resp.StatusCode != http.StatusSwitchingProtocols {
+		if resp != nil && s.retryCodes.Contains(resp.StatusCode) {
 			return retryStatus
 		}
 		return -1

@@ -68,6 +68,9 @@ func (pr *portRoute) checkSwitch(ctx context.Context, x *exchange, resp *http.Re
 	if _, ok := resp.Body.(io.ReadWriteCloser); !ok {
 		return &gwError{kind: kindProtocol, msg: "the upstream's 101 gave no connection to write to"}
 	}
+	// The upstream has switched: the request cannot be sent again, so the retry stage returns the
+	// 101 whatever its retry codes say. (Hedges never start for an upgrade: hedge.go.)
+	x.body.replayable = false
 	return nil
 }
 

@@ -141,6 +141,9 @@ func TestWebSocketEcho(t *testing.T) {
 	waitFor(t, "the upgrade to be counted at the switch", func() bool {
 		return metricValue(t, g, "resilience_gateway_requests_total", map[string]string{"code": "101"}) == 1
 	})
+	if got := metricValue(t, g, "resilience_gateway_websocket_tunnels", nil); got != 1 {
+		t.Errorf("resilience_gateway_websocket_tunnels %v with a tunnel open, want 1", got)
+	}
 
 	const n = 1000
 	msgs := make([][]byte, n)
@@ -182,6 +185,9 @@ func TestWebSocketEcho(t *testing.T) {
 	if got := <-closed; got != websocket.StatusNormalClosure {
 		t.Errorf("the backend saw the tunnel end with %v, want %v", got, websocket.StatusNormalClosure)
 	}
+	waitFor(t, "the tunnel gauge to go back to 0", func() bool {
+		return metricValue(t, g, "resilience_gateway_websocket_tunnels", nil) == 0
+	})
 }
 
 // TestWebSocketRateLimit: the upgrade takes a token, and its 101 carries the rate-limit headers;

@@ -26,6 +26,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -211,6 +213,18 @@ type tunnels struct {
 	open    map[*wsTunnel]struct{}
 	stopped bool
 	ended   chan struct{} // closed, and cleared, when a tunnel ends (for CloseTunnels to wait on)
+}
+
+// gauge is the metric of the tunnels open now.
+func (ts *tunnels) gauge() prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "resilience_gateway_websocket_tunnels",
+		Help: "WebSocket tunnels open now (upgrades switched to 101 whose connections are still open).",
+	}, func() float64 {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return float64(len(ts.open))
+	})
 }
 
 // start runs tn on a goroutine of its own until it ends, counted among the open tunnels from now
