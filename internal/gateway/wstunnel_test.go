@@ -310,3 +310,31 @@ func TestWSTunnelCloseCut(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketRetriedBeforeSwitch: before its 101, an upgrade is retried like any GET (here
+// after a 503), and the tunnel of the retry works.
+func TestWebSocketRetriedBeforeSwitch(t *testing.T) {
+	t.Parallel()
+	var upgrades atomic.Int32
+	echo := wsEcho(nil)
+	_, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upgrades.Add(1) == 1 {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		echo(w, r)
+	}), func(p *snapshot.Port) { p.Retry = retry(3) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDial(ctx, addr)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer c.CloseNow()
+	if got := resp.Header.Get("X-Resilience-Attempts"); got != "2" {
+		t.Errorf("X-Resilience-Attempts %q, want 2", got)
+	}
+	if err := echo2(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+}
