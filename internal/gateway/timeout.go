@@ -60,10 +60,6 @@ func (s *timeoutStage) serve(ctx context.Context, x *exchange) (*http.Response, 
 		cancel(nil)
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols { // a tunnel (websocket.go): the timeout stops at the 101
-		cancel(nil)
-		return resp, nil
-	}
 	sb := &x.mem.stall
 	sb.rc, sb.cancel, sb.clk, sb.d = resp.Body, cancel, s.clk, s.d
 	sb.mu.Lock()

@@ -32,7 +32,7 @@ import (
 // WebSocket (the contract's section 6): an HTTP/1.1 GET with "Connection: Upgrade" and
 // "Upgrade: websocket" goes through the port's chain like any request, with Upgrade and Connection
 // forwarded (request.go). Its 101 is a try's good response: the breaker counts it as a success, the
-// retry stage neither retries nor hedges it, the timeouts stop at it (timeout.go, trytimeout.go). Then
+// retry stage neither retries nor hedges it, the timeouts stop at it (unwrapStall). Then
 // the gateway hijacks the client's connection, gives back the try's bulkhead slot, writes the 101
 // head and copies frames both ways (wstunnel.go) until either side closes, or until CloseTunnels.
 // The request itself ends at the switch: it is counted and logged with status 101 then.
@@ -78,7 +78,7 @@ func (pr *portRoute) checkSwitch(ctx context.Context, x *exchange, resp *http.Re
 // connection, frees the try (its bulkhead slot), forwards the 101 and starts copying frames both
 // ways. It returns the status to count: 101, or the error it wrote instead.
 func (g *Gateway) tunnel(w http.ResponseWriter, x *exchange, resp *http.Response) (int, error) {
-	tb, _ := resp.Body.(*tryBody)
+	tb, _ := unwrapStall(resp.Body).(*tryBody)
 	var up io.ReadWriteCloser
 	if tb != nil {
 		up, _ = tb.rc.(io.ReadWriteCloser)
@@ -116,6 +116,23 @@ func (g *Gateway) tunnel(w http.ResponseWriter, x *exchange, resp *http.Response
 	// the switch, and after the 101 neither its context nor the server holds the connections.
 	g.tunnels.start(newWSTunnel(client, src, up))
 	return http.StatusSwitchingProtocols, nil
+}
+
+// unwrapStall takes the overall timeout's stall guard (timeout.go) off the body of a 101, if it
+// has one: the timeout stops at the 101, and the tunnel needs the connection underneath.
+func unwrapStall(body io.ReadCloser) io.ReadCloser {
+	sb, ok := body.(*stallBody)
+	if !ok {
+		return body
+	}
+	sb.mu.Lock()
+	sb.closed = true
+	if sb.timer != nil {
+		sb.timer.Stop()
+	}
+	sb.mu.Unlock()
+	sb.cancel(nil)
+	return sb.rc
 }
 
 // switchHead is the 101 head sent to the client: the upstream's fields but the hop-by-hop ones
