@@ -32,8 +32,9 @@ import (
 
 const (
 	// wsBufSize is the read buffer of each direction of a tunnel: a frame that fits goes out in one
-	// write.
-	wsBufSize = 32 << 10
+	// write, a larger one as its head then its payload. Two per tunnel, for as long as it lasts: it
+	// is kept small, as a gateway may hold many idle tunnels.
+	wsBufSize = 8 << 10
 	// wsLinger is how long a tunnel waits for its second direction to end once the first has (its
 	// peer told with a half-close): a peer that never closes does not keep the tunnel forever.
 	wsLinger = 10 * time.Second
