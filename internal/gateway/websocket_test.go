@@ -87,16 +87,16 @@ func wsGateway(t *testing.T, h http.Handler, edit func(*snapshot.Port)) (*Gatewa
 
 // wsDial opens a WebSocket to shop/api through the gateway at addr.
 func wsDial(ctx context.Context, addr string) (*websocket.Conn, *http.Response, error) {
-	return wsDialURL(ctx, addr, "ws://api.shop/chat")
+	return wsDialURL(ctx, addr, "ws://api.shop/chat", websocket.CompressionDisabled)
 }
 
-// wsDialURL opens a WebSocket to u through the gateway at addr.
-func wsDialURL(ctx context.Context, addr, u string) (*websocket.Conn, *http.Response, error) {
+// wsDialURL opens a WebSocket to u through the gateway at addr, asking for compression mode cm.
+func wsDialURL(ctx context.Context, addr, u string, cm websocket.CompressionMode) (*websocket.Conn, *http.Response, error) {
 	d := &net.Dialer{}
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	}}}
-	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: client})
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: client, CompressionMode: cm})
 	if c != nil {
 		c.SetReadLimit(1 << 20)
 	}
@@ -366,7 +366,7 @@ func TestWebSocketCapturePort(t *testing.T) {
 	waitFor(t, "the capture port", func() bool { return len(g.CapturePorts()) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := wsDialURL(ctx, fmt.Sprintf("127.0.0.1:%d", cp), "ws://10.96.0.10/chat")
+	c, resp, err := wsDialURL(ctx, fmt.Sprintf("127.0.0.1:%d", cp), "ws://10.96.0.10/chat", websocket.CompressionDisabled)
 	if err != nil {
 		t.Fatalf("dial the capture port: %v (%v)", err, resp)
 	}

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -336,5 +337,41 @@ func TestWebSocketRetriedBeforeSwitch(t *testing.T) {
 	}
 	if err := echo2(ctx, c); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWebSocketCompressed: permessage-deflate, negotiated end to end (Sec-WebSocket-Extensions
+// passes both ways), works through the tunnel: its frames (RSV1 set, with context takeover) pass
+// untouched.
+func TestWebSocketCompressed(t *testing.T) {
+	t.Parallel()
+	_, addr := wsGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionContextTakeover})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, msg) != nil {
+				return
+			}
+		}
+	}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := wsDialURL(ctx, addr, "ws://api.shop/chat", websocket.CompressionContextTakeover)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer c.CloseNow()
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext == "" {
+		t.Fatal("permessage-deflate was not negotiated through the gateway")
+	}
+	for i := range 100 {
+		msg := bytes.Repeat([]byte(fmt.Sprintf("message %d, compressible; ", i)), 20+i)
+		if err := echo(ctx, c, msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
 	}
 }
