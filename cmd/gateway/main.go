@@ -176,7 +176,7 @@ func run(c config, log *slog.Logger) error {
 	log.Info("gateway started", "version", version, "tracing", tracer != nil, "accessLog", c.accessLog, "listen", c.listen, "manager", c.managerURL, "replica", c.replica, "localDev", c.localDev,
 		"store", globalstore.Redact(c.store.URL))
 
-	return drain(ctx, c.drainDelay, log, servers, gw.ShutdownCapture, &draining, errs)
+	return drain(ctx, c.drainDelay, log, servers, gw.ShutdownCapture, gw.CloseTunnels, &draining, errs)
 }
 
 func toChange(e gateway.BreakerEvent) distribution.BreakerChange {

@@ -105,8 +105,8 @@ func serve(servers []*http.Server, errs chan<- error) {
 // drain waits for a signal (ctx) or an error. On a signal it stops being ready first and keeps
 // serving for delay: the endpoints controller removes this pod from the Service only after a failed
 // probe, and requests routed here meanwhile must be answered. Then it shuts the servers and the
-// capture listeners down together.
-func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers []*http.Server, shutdownCapture func(context.Context), draining *atomic.Bool, errs <-chan error) error {
+// capture listeners down together, and closes the WebSocket tunnels (which the servers forget).
+func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers []*http.Server, shutdownCapture, closeTunnels func(context.Context), draining *atomic.Bool, errs <-chan error) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -122,6 +122,7 @@ func drain(ctx context.Context, delay time.Duration, log *slog.Logger, servers [
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { shutdownCapture(shutdown) })
+	wg.Go(func() { closeTunnels(shutdown) })
 	for _, s := range servers {
 		wg.Go(func() { _ = s.Shutdown(shutdown) })
 	}

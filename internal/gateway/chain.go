@@ -38,7 +38,9 @@ import (
 //	  upstream.go    upstream        picks an endpoint (balancer.go) and sends (transport.go)
 //
 // Around the chain: route.go finds the port (host.go parses the Host), request.go and body.go build
-// the outbound request, response.go writes the answer and errors.go classifies failures.
+// the outbound request, response.go writes the answer and errors.go classifies failures;
+// websocket.go tunnels a WebSocket upgrade that the upstream switched (101), wstunnel.go copies its
+// frames.
 
 // stage is a step of the chain that sees the whole request (rate limit, overall timeout, retry).
 type stage interface {

@@ -39,6 +39,8 @@ type exchange struct {
 	// grpc, to keep the exchange within its allocation size class.
 	grpcCode int16
 
+	upgrade bool // a WebSocket upgrade (websocket.go), set by prepare
+
 	out  outbound // the outbound request every try copies (request.go)
 	body reqBody  // the request body and its limit (body.go)
 

@@ -190,6 +190,7 @@ type Gateway struct {
 
 	global  *globalLimits
 	capture *captureListeners
+	tunnels tunnels // the open WebSocket tunnels (wstunnel.go)
 
 	table   atomic.Pointer[table]
 	version atomic.Uint64
@@ -278,7 +279,7 @@ func New(o Options) (*Gateway, error) {
 }
 
 // register makes the metrics, and the parts that come with metrics of their own (Global limits,
-// capture listeners), registering them all with reg.
+// capture listeners, WebSocket tunnels), registering them all with reg.
 func (g *Gateway) register(reg prometheus.Registerer) error {
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -290,6 +291,9 @@ func (g *Gateway) register(reg prometheus.Registerer) error {
 	}
 	if g.capture, err = newCaptureListeners(g, reg); err != nil {
 		return fmt.Errorf("gateway: register capture metrics: %w", err)
+	}
+	if err := reg.Register(g.tunnels.gauge()); err != nil {
+		return fmt.Errorf("gateway: register tunnel metrics: %w", err)
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ func (s *retryStage) hedged(ctx context.Context, x *exchange, tries int, now tim
 		Delay:     s.hedgeDelay,
 		MaxHedges: min(s.maxHedges, s.maxAttempts-tries-1),
 		MayHedge: func() bool {
+			if x.upgrade { // one upstream per WebSocket tunnel
+				return false
+			}
 			if !s.budget.AllowRetry(s.clk.Now()) {
 				s.skipHedge.Inc()
 				return false

@@ -42,6 +42,9 @@ func (x *exchange) prepare(w http.ResponseWriter) error {
 		x.guardBody(w)
 	}
 	h := outboundHeader(r.Header)
+	if x.upgrade = isWebSocketUpgrade(r); x.upgrade {
+		forwardUpgrade(h, r.Header)
+	}
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default User-Agent
 	}

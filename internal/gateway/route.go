@@ -115,6 +115,9 @@ func (g *Gateway) exchange(ctx context.Context, w http.ResponseWriter, x *exchan
 		}
 		return g.writeError(w, x, err), err
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols { // a WebSocket upgrade the upstream accepted
+		return g.tunnel(w, x, resp)
+	}
 	g.writeResponse(w, x, resp)
 	if x.grpc {
 		x.grpcCode = int16(min(finalGRPCStatus(resp), 1<<15-1))

@@ -32,7 +32,7 @@ import (
 // is fresh enough, and marks it as the stale response of the exchange.
 func (s *breakerStage) serveStale(x *exchange, t *try) *http.Response {
 	r := x.in
-	if s.staleFor <= 0 || r.Method != http.MethodGet || !storableRequest(r) {
+	if s.staleFor <= 0 || r.Method != http.MethodGet || x.upgrade || !storableRequest(r) { // a 200 is no 101
 		return nil
 	}
 	e, ok := s.g.stale.Lookup(t.now, s.staleKey+r.URL.RequestURI(), r.Header.Get, s.staleFor)

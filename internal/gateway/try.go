@@ -86,6 +86,10 @@ func discardResponse(resp *http.Response) {
 	if resp == nil {
 		return
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols { // a switched connection: reading would wait for the peer
+		_ = resp.Body.Close()
+		return
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
 }

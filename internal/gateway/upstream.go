@@ -73,11 +73,14 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 		return nil, tooLargeErr(-1, x.body.limit)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// The gateway never asks for an upgrade (Upgrade is hop-by-hop): net/http's Transport hands
-		// the connection over as the body of a 101 all the same, which must not reach the client.
-		// It fails the try as the lean client does.
-		_ = resp.Body.Close()
-		return nil, u.route.classify(ctx, errH1Switch)
+		// Only a WebSocket upgrade may switch (websocket.go). Otherwise the gateway asked for no
+		// upgrade (Upgrade is hop-by-hop): net/http's Transport hands the connection over as the
+		// body of a 101 all the same, which must not reach the client. It fails the try as the
+		// lean client does.
+		if err := u.route.checkSwitch(ctx, x, resp); err != nil {
+			_ = resp.Body.Close()
+			return nil, err
+		}
 	}
 	return resp, nil
 }
