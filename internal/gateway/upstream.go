@@ -52,7 +52,7 @@ func (u *upstream) try(ctx context.Context, x *exchange, t *try) (*http.Response
 	req, span := u.g.trySpan(x.request(ctx, t, ep), ep, x.tries.attempts.Load())
 	start := u.g.clk.Now()
 	rt := u.g.rt
-	if u.route.h2c {
+	if u.route.h2c && !x.upgrade { // a WebSocket upgrade is HTTP/1.1 on every port
 		rt = u.g.rtH2C
 	}
 	resp, err := rt.RoundTrip(req)
