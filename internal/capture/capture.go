@@ -24,7 +24,6 @@ package capture
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -53,6 +52,9 @@ const (
 	AnnotationPorts = "resilience.dev/capture-ports"
 	// MaxPorts is the most ports an EndpointSlice holds, so the most a front may have.
 	MaxPorts = 100
+	// EndpointSliceController is the managed-by value of the EndpointSlice controller's slices, which
+	// capture lives beside (and the compiler tells from hand-made ones).
+	EndpointSliceController = "endpointslice-controller.k8s.io"
 )
 
 // Range is an inclusive range of TCP ports the gateway may listen on for captured traffic (the
@@ -110,13 +112,4 @@ func DecodePorts(s string) (map[string]int32, error) {
 // IsManaged reports whether the manager wrote slice s for a front.
 func IsManaged(s *discoveryv1.EndpointSlice) bool {
 	return s.Labels[discoveryv1.LabelManagedBy] == ManagedBy
-}
-
-func sortedNames(m map[string]int32) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -25,7 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 )
 
 var epoch = time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
@@ -213,5 +212,4 @@ func TestClaimsRoundTrip(t *testing.T) {
 	if got := ClaimsOf(ptrs(slices)); len(got) != 0 {
 		t.Fatalf("a bad annotation gave claims %v", got)
 	}
-	_ = ptr.To(0)
 }

@@ -22,12 +22,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/snapshot"
 )
-
-// endpointSliceController manages the EndpointSlices of Services with a selector; slices that others
-// manage are hand-made, and the snapshot says so.
-const endpointSliceController = "endpointslice-controller.k8s.io"
 
 // endpointsFor lists the ready endpoints of one Service port across its EndpointSlices, sorted.
 func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []snapshot.Endpoint {
@@ -37,7 +34,9 @@ func endpointsFor(sp corev1.ServicePort, slices []*discoveryv1.EndpointSlice) []
 		if !ok {
 			continue
 		}
-		handMade := s.Labels[discoveryv1.LabelManagedBy] != endpointSliceController
+		// The EndpointSlice controller manages the slices of Services with a selector; slices that
+		// others manage are hand-made, and the snapshot says so.
+		handMade := s.Labels[discoveryv1.LabelManagedBy] != capture.EndpointSliceController
 		for _, e := range s.Endpoints {
 			if !ready(e) || foreignTarget(e, s.Namespace) {
 				continue

@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"resilience.dev/operator/api/v1alpha1"
+	"resilience.dev/operator/internal/capture"
 	"resilience.dev/operator/internal/snapshot"
 )
 
@@ -41,7 +42,7 @@ func scaleInput(n int) Input {
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 		in.EndpointSlices = append(in.EndpointSlices, discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-x", Labels: map[string]string{
-				discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: endpointSliceController}},
+				discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: capture.EndpointSliceController}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{fmt.Sprintf("10.%d.%d.1", i/250%250, i%250)}},

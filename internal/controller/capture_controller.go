@@ -108,12 +108,14 @@ func (r *CaptureReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		return reconcile.Result{}, err
 	}
 	ownByFront := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
+	ownAll := make([]*discoveryv1.EndpointSlice, len(own.Items))
 	for i := range own.Items {
 		s := &own.Items[i]
+		ownAll[i] = s
 		key := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[capture.LabelFront]}
 		ownByFront[key] = append(ownByFront[key], s)
 	}
-	plans := capture.PlanAll(ptrsOf(fronts.Items), r.lookup(ctx), capture.ClaimsOf(ownByFrontAll(ownByFront)), r.Range)
+	plans := capture.PlanAll(ptrsOf(fronts.Items), r.lookup(ctx), capture.ClaimsOf(ownAll), r.Range)
 	watched := map[types.NamespacedName]bool{r.Gateway: true}
 	counts := map[string]int{}
 	var errs []error
@@ -212,9 +214,6 @@ func (r *CaptureReconciler) apply(ctx context.Context, p *capture.Plan, gateway,
 	return frontReport{mode: mode, ports: describePorts(p), shared: p.Shared}, nil
 }
 
-// endpointSliceController is the managed-by value of the EndpointSlice controller's slices.
-const endpointSliceController = "endpointslice-controller.k8s.io"
-
 // dropOrphans deletes the EndpointSlice controller's slices of a front without a selector: the
 // controller stops updating a Service's slices when its selector is removed but leaves them in place,
 // so after a migration they would keep sending part of the traffic past the gateway, to pod addresses
@@ -226,7 +225,7 @@ func (r *CaptureReconciler) dropOrphans(ctx context.Context, p *capture.Plan) er
 	}
 	var orphans []*discoveryv1.EndpointSlice
 	for _, s := range slices {
-		if s.Labels[discoveryv1.LabelManagedBy] == endpointSliceController {
+		if s.Labels[discoveryv1.LabelManagedBy] == capture.EndpointSliceController {
 			orphans = append(orphans, s)
 		}
 	}
@@ -251,14 +250,6 @@ func ptrsOf(items []corev1.Service) []*corev1.Service {
 	out := make([]*corev1.Service, len(items))
 	for i := range items {
 		out[i] = &items[i]
-	}
-	return out
-}
-
-func ownByFrontAll(m map[types.NamespacedName][]*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice {
-	var out []*discoveryv1.EndpointSlice
-	for _, s := range m {
-		out = append(out, s...)
 	}
 	return out
 }
