@@ -146,6 +146,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Logf("%s: StoreAvailable=False %v after the kill", m, time.Since(killed).Round(time.Millisecond))
 	}
 	time.Sleep(time.Until(start.Add(backAt)))
+	restarting := time.Now()
 	restarted, err := store.Restart(context.Background(), harness.Log)
 	if err != nil {
 		t.Fatal(err)
@@ -157,20 +158,27 @@ func TestStoreOutage(t *testing.T) {
 		t.Logf("%s: StoreAvailable=True %v after the store returned", m, time.Since(back).Round(time.Millisecond))
 	}
 	wg.Wait()
-	checkOutage(t, results, killAt, backAt, end)
+	checkOutage(t, results, killAt, restarting.Sub(start), restarting, end)
 }
 
-// checkOutage judges the answers sent while the store was down (from 1.2 s after the kill: every
-// replica has noticed, and the tokens the store granted before it died, which a replica may spend
-// for up to a second, are gone; to its return): Allow admits all, Deny refuses all, saying why, and
-// Local enforces the Split share on each replica.
-func checkOutage(t *testing.T, results map[string][]outcome, killAt, backAt, end time.Duration) {
+// checkOutage judges the answers sent and answered while the store was down (sent from 1.2 s after
+// the kill: every replica has noticed, and the tokens the store granted before it died, which a
+// replica may spend for up to a second, are gone; answered before its restart began, since a
+// request still in flight then may rightly be decided by the returned store): Allow admits all,
+// Deny refuses all, saying why, and Local enforces the Split share on each replica.
+func checkOutage(t *testing.T, results map[string][]outcome, killAt, backAt time.Duration, restarting time.Time, end time.Duration) {
 	t.Helper()
 	from, to := killAt+1200*time.Millisecond, backAt
 	secs := (to - from).Seconds()
 	for m, outs := range results {
 		tally(t, outs, "", 0, end) // every request answered with 200 or 429
-		ok, limited := tally(t, outs, "", from, to)
+		var down []outcome
+		for _, o := range outs {
+			if o.answered.Before(restarting) {
+				down = append(down, o)
+			}
+		}
+		ok, limited := tally(t, down, "", from, to)
 		t.Logf("%s while the store was down: %d admitted (%.1f/s), %d refused", m, ok, float64(ok)/secs, limited)
 		switch m {
 		case "Allow":
@@ -181,8 +189,8 @@ func checkOutage(t *testing.T, results map[string][]outcome, killAt, backAt, end
 			if ok != 0 {
 				t.Errorf("Deny admitted %d requests while the store was down", ok)
 			}
-			for _, o := range outs {
-				if o.at >= from && o.at < to && o.code == http.StatusTooManyRequests && !strings.Contains(o.body, "store of Global limits is unavailable") {
+			for _, o := range down {
+				if o.at >= from && o.code == http.StatusTooManyRequests && !strings.Contains(o.body, "store of Global limits is unavailable") {
 					t.Fatalf("Deny refusal says %q, want the store named", o.body)
 				}
 			}

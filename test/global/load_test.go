@@ -28,14 +28,15 @@ import (
 	"time"
 )
 
-// outcome is one request's answer: its status (0: no answer), when it was sent (since the start),
-// what it was labelled with, and the body of a refusal.
+// outcome is one request's answer: its status (0: no answer), when it was sent (since the start) and
+// answered (wall clock), what it was labelled with, and the body of a refusal.
 type outcome struct {
-	code  int
-	at    time.Duration
-	label string
-	body  string
-	err   error
+	code     int
+	at       time.Duration
+	answered time.Time
+	label    string
+	body     string
+	err      error
 }
 
 // request is what a load's pick function makes of request i.
@@ -83,7 +84,7 @@ func offer(ns string, rate int, d time.Duration, pick func(i int) request) ([]ou
 			defer func() { <-sem; wg.Done() }()
 			r := pick(i)
 			out[i] = send(ns, r)
-			out[i].at, out[i].label = at, r.label
+			out[i].at, out[i].answered, out[i].label = at, time.Now(), r.label
 		}(i, last)
 	}
 	wg.Wait()
