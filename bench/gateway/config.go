@@ -32,28 +32,45 @@ const (
 	// The same never-refusing limit, from the store (Global) or local (PerReplica).
 	globalHost     = "global." + ns
 	perReplicaHost = "perreplica." + ns
+	grpcHost       = "grpc." + ns // gRPC, appProtocol grpc, the three policies
 )
 
 // config is one measured configuration: a proxy process (or the backend) and the Host to ask for.
 type config struct {
 	Name string
-	proc string // the process serving it: direct (the backend), proxy, gateway or compare-gateway
-	pid  int    // its pid, for its CPU time
+	// proc is the process serving it: direct (the backend), grpc-direct (the gRPC backend), proxy,
+	// gateway, compare-gateway, nginx or haproxy.
+	proc string
+	pid  int // its pid, for its CPU time (with its children's: nginx's workers)
 	desc string
-	url  string
-	host string
+	url  string // of an HTTP/1.1 configuration
+	// grpcAddr is where a gRPC configuration's calls go; host is then their :authority.
+	grpcAddr string
+	host     string
 }
 
+// isGRPC reports whether c is a gRPC configuration.
+func (c config) isGRPC() bool { return c.grpcAddr != "" }
+
 // configs are the configurations of a run, in the order of the tables: the backend directly, the
-// bare proxy, the gateway without and with policies, and with -compare-bin the other build's gateway.
+// bare proxy, the anchors, the gateway without and with policies, with -compare-bin the other build's
+// gateway, and the gRPC configurations.
 func (p *processes) configs(compare bool) []config {
 	gw := func(proc string) string { return "http://" + p.addrs[proc+"-gateway"] + "/" }
 	cs := []config{
 		{Name: "direct", proc: "direct", desc: "the backend directly", url: "http://" + p.backendAddr + "/"},
 		{Name: "bare-proxy", proc: "proxy", desc: "httputil.ReverseProxy, tuned Transport", url: "http://" + p.addrs["proxy-proxy"] + "/"},
-		{Name: "gateway-no-policy", proc: "gateway", desc: "gateway, managed Service, no policy", url: gw("gateway"), host: plainHost},
-		{Name: "gateway-3-policies", proc: "gateway", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: gw("gateway"), host: fullHost},
 	}
+	if a := p.addrs["nginx-http"]; a != "" {
+		cs = append(cs, config{Name: "nginx", proc: "nginx", desc: "nginx proxy_pass, upstream keepalive", url: "http://" + a + "/"})
+	}
+	if a := p.addrs["haproxy-http"]; a != "" {
+		cs = append(cs, config{Name: "haproxy", proc: "haproxy", desc: "haproxy, http-reuse always", url: "http://" + a + "/"})
+	}
+	cs = append(cs,
+		config{Name: "gateway-no-policy", proc: "gateway", desc: "gateway, managed Service, no policy", url: gw("gateway"), host: plainHost},
+		config{Name: "gateway-3-policies", proc: "gateway", desc: "gateway, RateLimit+CircuitBreaker+RetryPolicy", url: gw("gateway"), host: fullHost},
+	)
 	if p.storeURL != "" {
 		cs = append(cs,
 			config{Name: "gateway-global-limit", proc: "gateway", desc: "gateway, RateLimit distribution Global (redis)", url: gw("gateway"), host: globalHost},
@@ -65,6 +82,15 @@ func (p *processes) configs(compare bool) []config {
 			config{Name: comparePrefix + "gateway-no-policy", proc: "compare-gateway", desc: "-compare-bin's gateway, no policy", url: gw("compare-gateway"), host: plainHost},
 			config{Name: comparePrefix + "gateway-3-policies", proc: "compare-gateway", desc: "-compare-bin's gateway, three policies", url: gw("compare-gateway"), host: fullHost},
 		)
+	}
+	if a := p.addrs["grpc-backend-grpc"]; a != "" {
+		cs = append(cs,
+			config{Name: "grpc-direct", proc: "grpc-direct", desc: "gRPC: the grpc-go backend directly", grpcAddr: a},
+			config{Name: "grpc-gateway-3-policies", proc: "gateway", desc: "gRPC: gateway, h2c, the three policies", grpcAddr: p.addrs["gateway-gateway"], host: grpcHost},
+		)
+		if n := p.addrs["nginx-grpc"]; n != "" {
+			cs = append(cs, config{Name: "grpc-nginx", proc: "nginx", desc: "gRPC: nginx grpc_pass, upstream keepalive", grpcAddr: n})
+		}
 	}
 	for i := range cs {
 		cs[i].pid = p.pids[cs[i].proc]
@@ -79,6 +105,9 @@ func target(c config) loadgen.Target {
 // check makes sure a configuration answers 200 before anything is measured, and that the gateway's
 // policies are in force (and only where they should be).
 func check(c config) error {
+	if c.isGRPC() {
+		return checkGRPC(c)
+	}
 	req, _ := http.NewRequest(http.MethodGet, c.url, nil)
 	if c.host != "" {
 		req.Host = c.host

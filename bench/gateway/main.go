@@ -72,6 +72,11 @@ type options struct {
 	gatewayArgs []string
 	// storeURL is the redis-server the parent started for the Global configurations, or empty.
 	storeURL string
+	grpc     bool // measure the gRPC configurations
+	// grpcConns is how many connections each gRPC configuration's calls share (in both loops).
+	grpcConns int
+	anchors   bool   // measure nginx and haproxy, when installed
+	workDir   string // the anchors' configurations and logs (a temporary directory)
 }
 
 // serveOptions are the flags of a proxy process (-serve).
@@ -83,6 +88,8 @@ type serveOptions struct {
 	memoryLimit    string
 	upstreamClient string
 	storeURL       string // the store of Global limits; empty: none
+	// grpcBackendAddr is the gRPC backend the gateway's Service grpc goes to; empty: none.
+	grpcBackendAddr string
 }
 
 func main() {
@@ -90,6 +97,7 @@ func main() {
 	var so serveOptions
 	flag.StringVar(&so.which, "serve", "", "internal: run a proxy process (gateway or proxy) for the backend at -backend")
 	flag.StringVar(&so.backendAddr, "backend", "", "internal: the backend address for -serve")
+	flag.StringVar(&so.grpcBackendAddr, "grpc-backend", "", "internal: the gRPC backend address for -serve gateway")
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding demo-backend")
 	flag.StringVar(&o.compareBin, "compare-bin", "", "directory holding another build's benchgateway: its gateway runs beside this one's in the same rounds, and a ratio table (this/that) is printed")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds (each runs every configuration once)")
@@ -99,6 +107,9 @@ func main() {
 	flag.DurationVar(&o.openDur, "open-duration", 3*time.Second, "open-loop run per configuration per round")
 	flag.IntVar(&o.openConns, "open-c", 32, "connections of the open loop")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "closed-loop warm-up of each configuration before the rounds")
+	flag.BoolVar(&o.grpc, "grpc", true, "measure gRPC unary calls: directly, through the gateway with the three policies, and through nginx's grpc_pass when installed")
+	flag.IntVar(&o.grpcConns, "grpc-conns", 4, "connections the calls of each gRPC configuration share (in both loops)")
+	flag.BoolVar(&o.anchors, "anchors", true, "measure nginx and haproxy (Debian's packages) beside the gateway when installed")
 	flag.StringVar(&o.jsonPath, "json", "bin/bench-gateway.json", "write the results here as JSON")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles here: of the proxy process during the last round's closed loop of each gateway configuration, and of the load generator over the whole run")
 	flag.BoolVar(&so.pprof, "pprof", false, "internal: serve net/http/pprof in the proxy process (with -serve)")

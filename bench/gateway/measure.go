@@ -31,24 +31,76 @@ type measurement struct {
 	o       options
 	configs []config
 	addrs   map[string]string // the processes' listeners, for their pprof endpoints
-	// By configuration: the load generator's clients, and what the rounds measured.
-	closedClients, openClients []*loadgen.Client
-	figs                       []Figures
-	cpuUsed                    []time.Duration
-	cpuReqs                    []int64
-	opens                      [][]*loadgen.Result
+	// By configuration: the load generator's loads, and what the rounds measured.
+	loads   []load
+	figs    []Figures
+	cpuUsed []time.Duration
+	cpuReqs []int64
+	opens   [][]*loadgen.Result
 }
 
-func newMeasurement(o options, configs []config, addrs map[string]string) *measurement {
+// load drives one configuration: its closed loop and its open loop.
+type load interface {
+	closed(ctx context.Context, conc int, d time.Duration) (*loadgen.Result, error)
+	open(ctx context.Context, conns int, rate float64, d time.Duration) (*loadgen.Result, error)
+	close()
+}
+
+// httpLoad is an HTTP/1.1 configuration's load: loadgen's raw client, one pool per loop.
+type httpLoad struct {
+	t                  loadgen.Target
+	closedPool, opened *loadgen.Client
+}
+
+func (h *httpLoad) closed(ctx context.Context, conc int, d time.Duration) (*loadgen.Result, error) {
+	return loadgen.Closed(ctx, h.closedPool, h.t, conc, d)
+}
+
+func (h *httpLoad) open(ctx context.Context, conns int, rate float64, d time.Duration) (*loadgen.Result, error) {
+	return loadgen.Open(ctx, h.opened, h.t, conns, rate, d)
+}
+
+func (h *httpLoad) close() {}
+
+// grpcLoads is a gRPC configuration's load: grpc-go clients, the same connections for both loops.
+type grpcLoads struct{ g *grpcLoad }
+
+func (l grpcLoads) closed(ctx context.Context, conc int, d time.Duration) (*loadgen.Result, error) {
+	return loadgen.ClosedCalls(ctx, conc, d, l.g.call)
+}
+
+func (l grpcLoads) open(ctx context.Context, conns int, rate float64, d time.Duration) (*loadgen.Result, error) {
+	return loadgen.OpenCalls(ctx, conns, rate, d, l.g.call)
+}
+
+func (l grpcLoads) close() { l.g.close() }
+
+func newMeasurement(o options, configs []config, addrs map[string]string) (*measurement, error) {
 	n := len(configs)
-	m := &measurement{o: o, configs: configs, addrs: addrs, closedClients: make([]*loadgen.Client, n),
-		openClients: make([]*loadgen.Client, n), figs: make([]Figures, n), cpuUsed: make([]time.Duration, n),
-		cpuReqs: make([]int64, n), opens: make([][]*loadgen.Result, n)}
-	for i := range configs {
-		m.closedClients[i] = loadgen.NewClient(o.conc)
-		m.openClients[i] = loadgen.NewClient(o.openConns)
+	m := &measurement{o: o, configs: configs, addrs: addrs, loads: make([]load, n), figs: make([]Figures, n),
+		cpuUsed: make([]time.Duration, n), cpuReqs: make([]int64, n), opens: make([][]*loadgen.Result, n)}
+	for i, c := range configs {
+		if !c.isGRPC() {
+			m.loads[i] = &httpLoad{t: target(c), closedPool: loadgen.NewClient(o.conc), opened: loadgen.NewClient(o.openConns)}
+			continue
+		}
+		g, err := dialGRPC(c.grpcAddr, c.host, o.grpcConns)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		m.loads[i] = grpcLoads{g}
 	}
-	return m
+	return m, nil
+}
+
+// close closes the gRPC connections.
+func (m *measurement) close() {
+	for _, l := range m.loads {
+		if l != nil {
+			l.close()
+		}
+	}
 }
 
 // run warms every configuration up, then runs the rounds; each round runs every configuration once,
@@ -56,7 +108,7 @@ func newMeasurement(o options, configs []config, addrs map[string]string) *measu
 func (m *measurement) run(ctx context.Context) error {
 	for i, c := range m.configs {
 		if m.o.warmup > 0 {
-			if _, err := loadgen.Closed(ctx, m.closedClients[i], target(c), m.o.conc, m.o.warmup); err != nil {
+			if _, err := m.loads[i].closed(ctx, m.o.conc, m.o.warmup); err != nil {
 				return fmt.Errorf("%s warm-up: %w", c.Name, err)
 			}
 		}
@@ -95,9 +147,9 @@ func (m *measurement) closedLoop(ctx context.Context, i int, last bool) (*loadge
 	if pp := m.addrs[c.proc+"-pprof"]; pp != "" && last {
 		prof = profileProxy(ctx, pp, filepath.Join(m.o.profileDir, c.Name), m.o.closedDur)
 	}
-	cpu0, cpuOK := procCPU(c.pid)
-	res, err := loadgen.Closed(ctx, m.closedClients[i], target(c), m.o.conc, m.o.closedDur)
-	if cpu1, ok := procCPU(c.pid); ok && cpuOK && err == nil {
+	cpu0, cpuOK := treeCPU(c.pid)
+	res, err := m.loads[i].closed(ctx, m.o.conc, m.o.closedDur)
+	if cpu1, ok := treeCPU(c.pid); ok && cpuOK && err == nil {
 		m.cpuUsed[i] += cpu1 - cpu0
 		m.cpuReqs[i] += res.Requests
 	}
@@ -119,7 +171,7 @@ func (m *measurement) closedLoop(ctx context.Context, i int, last bool) (*loadge
 // openLoop measures configuration i's latency at the fixed rate.
 func (m *measurement) openLoop(ctx context.Context, i int) (*loadgen.Result, error) {
 	c := m.configs[i]
-	open, err := loadgen.Open(ctx, m.openClients[i], target(c), m.o.openConns, m.o.rate, m.o.openDur)
+	open, err := m.loads[i].open(ctx, m.o.openConns, m.o.rate, m.o.openDur)
 	if err != nil {
 		return nil, fmt.Errorf("%s open loop: %w", c.Name, err)
 	}
@@ -132,7 +184,8 @@ func (m *measurement) openLoop(ctx context.Context, i int) (*loadgen.Result, err
 }
 
 // figures sums the rounds up: the mean req/s, CPU per request, the pooled open-loop latencies, and
-// the ratios to the backend directly (the first configuration) and the bare proxy (the second).
+// the ratios to the backend directly, the bare proxy (HTTP/1.1 only) and nginx, each of the same
+// protocol.
 func (m *measurement) figures() []Figures {
 	figs := m.figs
 	for i, c := range m.configs {
@@ -146,10 +199,16 @@ func (m *measurement) figures() []Figures {
 		}
 		pooled(f, m.opens[i])
 	}
-	for i := range figs {
-		figs[i].VsDirect = figs[i].RPS / figs[0].RPS
-		figs[i].VsProxy = figs[i].RPS / figs[1].RPS
-		figs[i].P99OverDirUs = figs[i].P99us - figs[0].P99us
+	for i, c := range m.configs {
+		direct, proxy, nginx := byName(figs, "direct"), byName(figs, "bare-proxy"), byName(figs, "nginx")
+		if c.isGRPC() {
+			direct, proxy, nginx = byName(figs, "grpc-direct"), Figures{}, byName(figs, "grpc-nginx")
+		}
+		f := &figs[i]
+		f.VsDirect = ratio(f.RPS, direct.RPS)
+		f.VsProxy = ratio(f.RPS, proxy.RPS)
+		f.VsNginx = ratio(f.RPS, nginx.RPS)
+		f.P99OverDirUs = f.P99us - direct.P99us
 	}
 	return figs
 }

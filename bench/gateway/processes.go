@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,13 +32,17 @@ import (
 // processes are the backend and the proxy processes of a run, and where they listen.
 type processes struct {
 	backendAddr string
-	// pids by process: direct (the backend), proxy, gateway and, with -compare-bin, compare-gateway.
+	// pids by process: direct (the backend), grpc-direct (the gRPC backend), proxy, gateway, nginx,
+	// haproxy and, with -compare-bin, compare-gateway.
 	pids map[string]int
 	// addrs by process and listener, as "gateway-gateway", "proxy-proxy" or "gateway-pprof".
 	addrs map[string]string
 	cmds  []*exec.Cmd
 	// storeURL is the store of the Global configurations, or empty (no redis-server).
 	storeURL string
+	// anchors are nginx and haproxy, when they run; versions are their own words on their versions.
+	anchors  []*anchorProc
+	versions []string
 }
 
 // wait waits for every process to exit; the caller has cancelled their context.
@@ -45,11 +50,15 @@ func (p *processes) wait() {
 	for _, c := range p.cmds {
 		_ = c.Wait()
 	}
+	for _, a := range p.anchors {
+		<-a.exited
+	}
 }
 
-// startProcesses starts the backend, then the gateway and the bare proxy, each in a process of its
-// own so that each has the runtime settings it ships with: the gateway cmd/gateway's GC defaults
-// (o.gatewayArgs), the bare proxy Go's. With -compare-bin the other build's gateway joins them.
+// startProcesses starts the backends (HTTP, and gRPC unless -grpc=false), then the gateway and the
+// bare proxy, each in a process of its own so that each has the runtime settings it ships with: the
+// gateway cmd/gateway's GC defaults (o.gatewayArgs), the bare proxy Go's. With -compare-bin the other
+// build's gateway joins them, and the anchors (nginx, haproxy) when installed and -anchors is on.
 // The processes stop when ctx is cancelled; the caller then calls wait.
 func startProcesses(ctx context.Context, o options) (*processes, error) {
 	backend, l, err := startChild(ctx, "listening on ", filepath.Join(o.bin, "demo-backend"), "-listen", "127.0.0.1:0", "-name", "bench")
@@ -61,6 +70,12 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return p, err
+	}
+	if o.grpc {
+		if err := p.startProxy(ctx, "grpc-backend", self, []string{"-serve", "grpc-backend"}); err != nil {
+			return p, err
+		}
+		p.pids["grpc-direct"] = p.pids["grpc-backend"]
 	}
 	// label names the process in pids and addrs; which is its -serve; binary is the build serving it.
 	type child struct{ label, which, binary string }
@@ -76,14 +91,55 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 		if c.which == "gateway" {
 			args = append(args, o.gatewayArgs...)
 		}
-		if c.label == "gateway" && o.storeURL != "" { // another build may not know the flag
-			args = append(args, "-store-url", o.storeURL)
+		if c.label == "gateway" { // another build may not know these flags
+			if o.storeURL != "" {
+				args = append(args, "-store-url", o.storeURL)
+			}
+			if a := p.addrs["grpc-backend-grpc"]; a != "" {
+				args = append(args, "-grpc-backend", a)
+			}
 		}
 		if err := p.startProxy(ctx, c.label, c.binary, args); err != nil {
 			return p, err
 		}
 	}
+	if o.anchors {
+		return p, p.startAnchors(ctx, o.workDir)
+	}
 	return p, nil
+}
+
+// startAnchors starts nginx and haproxy, each if installed (saying so when not).
+func (p *processes) startAnchors(ctx context.Context, dir string) error {
+	if bin := anchorBinary("nginx"); bin != "" {
+		a, addrs, err := startNginx(ctx, bin, dir, p.backendAddr, p.addrs["grpc-backend-grpc"])
+		if a != nil {
+			p.anchors = append(p.anchors, a)
+		}
+		if err != nil {
+			return err
+		}
+		p.pids["nginx"] = a.cmd.Process.Pid
+		maps.Copy(p.addrs, addrs)
+		p.versions = append(p.versions, anchorVersion(bin, "-v"))
+	} else {
+		fmt.Println("bench-gateway: nginx is not installed (apt-get install nginx); its rows are left out")
+	}
+	if bin := anchorBinary("haproxy"); bin != "" {
+		a, addr, err := startHAProxy(ctx, bin, dir, p.backendAddr)
+		if a != nil {
+			p.anchors = append(p.anchors, a)
+		}
+		if err != nil {
+			return err
+		}
+		p.pids["haproxy"] = a.cmd.Process.Pid
+		p.addrs["haproxy-http"] = addr
+		p.versions = append(p.versions, anchorVersion(bin, "-v"))
+	} else {
+		fmt.Println("bench-gateway: haproxy is not installed (apt-get install haproxy); its row is left out")
+	}
+	return nil
 }
 
 // startProxy starts one proxy process and records its pid and listeners under label.

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	runpprof "runtime/pprof"
 	"strconv"
@@ -129,4 +130,36 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ut+st) * (time.Second / 100), true
+}
+
+// treeCPU is the CPU time of pid and its descendants (nginx's workers are its master's children).
+func treeCPU(pid int) (time.Duration, bool) {
+	total, ok := procCPU(pid)
+	if !ok {
+		return 0, false
+	}
+	for _, child := range childrenOf(pid) {
+		if d, ok := treeCPU(child); ok {
+			total += d
+		}
+	}
+	return total, true
+}
+
+// childrenOf lists pid's child processes (from every thread's children file).
+func childrenOf(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

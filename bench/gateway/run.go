@@ -35,6 +35,7 @@ import (
 func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var err error
 	if redisserver.Installed() {
 		st, err := redisserver.Start(ctx, "127.0.0.1:0", io.Discard)
 		if err != nil {
@@ -45,6 +46,10 @@ func run(o options) error {
 	} else {
 		fmt.Println("bench-gateway: redis-server is not installed; the Global-limit configurations are left out")
 	}
+	if o.workDir, err = os.MkdirTemp("", "bench-gateway-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(o.workDir)
 	procs, err := startProcesses(ctx, o)
 	if procs != nil {
 		defer func() { cancel(); procs.wait() }()
@@ -72,12 +77,17 @@ func run(o options) error {
 	fmt.Printf("bench-gateway: %s\n", rep.Mode)
 	fmt.Printf("%d CPUs, %s, GOMAXPROCS default; %d rounds; closed loop %d connections x %s; open loop %.0f req/s over %d connections x %s\n",
 		rep.CPUs, rep.GoVersion, o.rounds, o.conc, o.closedDur, o.rate, o.openConns, o.openDur)
-	m := newMeasurement(o, configs, procs.addrs)
+	m, err := newMeasurement(o, configs, procs.addrs)
+	if err != nil {
+		return err
+	}
+	defer m.close()
 	if err := m.run(ctx); err != nil {
 		return err
 	}
 	rep.Configs = m.figures()
 	rep.Goals = goals(rep.Configs, o.rate)
+	rep.AnchorVersions, rep.Anchors = procs.versions, anchorRatios(rep.Configs)
 	if o.storeURL != "" {
 		if rep.Store, err = storeFigures(procs.addrs["gateway-metrics"]); err != nil {
 			return err

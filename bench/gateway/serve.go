@@ -48,7 +48,7 @@ func runServe(so serveOptions) error {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "bench gateway process:", gctune.Apply(gctune.Settings{Percent: so.gcPercent, MemoryLimit: lim}, true, true))
-		g, err := newBenchGateway(so.backendAddr, so.upstreamClient, so.storeURL)
+		g, err := newBenchGateway(so.backendAddr, so.grpcBackendAddr, so.upstreamClient, so.storeURL)
 		if err != nil {
 			return err
 		}
@@ -62,10 +62,12 @@ func runServe(so serveOptions) error {
 		}
 		go func() { _ = http.Serve(ml, promhttp.HandlerFor(g.Registry(), promhttp.HandlerOpts{})) }()
 		fmt.Printf("serving metrics %s\n", ml.Addr())
+	case "grpc-backend":
+		return runGRPCBackend()
 	case "proxy":
 		srv = &http.Server{Handler: bareProxy(so.backendAddr), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	default:
-		return fmt.Errorf("-serve %q: want gateway or proxy", so.which)
+		return fmt.Errorf("-serve %q: want gateway, proxy or grpc-backend", so.which)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,16 +95,18 @@ func runServe(so serveOptions) error {
 
 // newBenchGateway is the gateway of the benchmark: the bench snapshot applied, in local-development
 // mode (the endpoint is bench.localhost).
-func newBenchGateway(backendAddr, upstreamClient, storeURL string) (*gateway.Gateway, error) {
-	host, portStr, err := net.SplitHostPort(backendAddr)
-	if err != nil || host == "" {
-		return nil, fmt.Errorf("-backend %q: want host:port", backendAddr)
-	}
-	var port int32
-	if _, err := fmt.Sscanf(portStr, "%d", &port); err != nil {
+func newBenchGateway(backendAddr, grpcBackendAddr, upstreamClient, storeURL string) (*gateway.Gateway, error) {
+	port, err := portOf("-backend", backendAddr)
+	if err != nil {
 		return nil, err
 	}
-	snap, err := benchSnapshot(port)
+	var grpcPort int32
+	if grpcBackendAddr != "" {
+		if grpcPort, err = portOf("-grpc-backend", grpcBackendAddr); err != nil {
+			return nil, err
+		}
+	}
+	snap, err := benchSnapshot(port, grpcPort)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +130,19 @@ func newBenchGateway(backendAddr, upstreamClient, storeURL string) (*gateway.Gat
 		return nil, err
 	}
 	return g, nil
+}
+
+// portOf is the port of a loopback host:port flag.
+func portOf(flagName, addr string) (int32, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return 0, fmt.Errorf("%s %q: want host:port", flagName, addr)
+	}
+	var port int32
+	if _, err := fmt.Sscanf(portStr, "%d", &port); err != nil {
+		return 0, fmt.Errorf("%s %q: %w", flagName, addr, err)
+	}
+	return port, nil
 }
 
 // bareProxy is httputil.ReverseProxy to the backend, as a user would set one up.

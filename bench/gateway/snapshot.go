@@ -33,8 +33,9 @@ import (
 )
 
 // benchSnapshot compiles the Service "full" (the three policies, as the compiler defaults them) from
-// synthetic cluster objects, and adds the Service "plain": the same port with no policy.
-func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
+// synthetic cluster objects, and adds the Service "plain": the same port with no policy. With a gRPC
+// backend (grpcPort > 0), the Service "grpc" has the three policies too, on a port of appProtocol grpc.
+func benchSnapshot(backendPort, grpcPort int32) (*snapshot.Snapshot, error) {
 	created := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	meta := func(kind string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: "full", UID: types.UID("uid-" + kind), Generation: 1, CreationTimestamp: created}
@@ -60,13 +61,23 @@ func benchSnapshot(backendPort int32) (*snapshot.Snapshot, error) {
 	for _, d := range []v1alpha1.Distribution{v1alpha1.DistributionGlobal, v1alpha1.DistributionPerReplica} {
 		addLimited(&in, strings.ToLower(string(d)), d, backendPort, created)
 	}
+	wantServices, wantPolicies := 3, 5
+	if grpcPort > 0 {
+		addGRPC(&in, grpcPort, created)
+		wantServices, wantPolicies = 4, 8
+	}
 	enc, err := new(compile.Compiler).Compile(in)
 	if err != nil {
 		return nil, err
 	}
 	snap := enc.Snapshot
-	if len(snap.Services) != 3 || len(snap.Policies) != 5 {
-		return nil, fmt.Errorf("compiled %d Services and %d policies, want 3 and 5", len(snap.Services), len(snap.Policies))
+	if len(snap.Services) != wantServices || len(snap.Policies) != wantPolicies {
+		return nil, fmt.Errorf("compiled %d Services and %d policies, want %d and %d", len(snap.Services), len(snap.Policies), wantServices, wantPolicies)
+	}
+	for _, svc := range snap.Services {
+		if p := svc.Ports[0]; svc.Name == "grpc" && (p.AppProtocol != "grpc" || p.RateLimit == nil || p.CircuitBreaker == nil || p.Retry == nil) {
+			return nil, fmt.Errorf("Service grpc: want appProtocol grpc and the three policies, got %+v", p)
+		}
 	}
 	for _, svc := range snap.Services[1:] { // sorted by name: full first
 		if rl := svc.Ports[0].RateLimit; rl == nil || (svc.Name == "global") != (rl.Limits[0].Global != nil) {
@@ -101,4 +112,27 @@ func addLimited(in *compile.Input, name string, d v1alpha1.Distribution, backend
 			// burst*requests must stay under 2^52).
 			Limits: []v1alpha1.Limit{{Name: "total", Requests: 10_000_000, Period: "1s"}}},
 	})
+}
+
+// addGRPC adds Service grpc, appProtocol grpc, on the bench's gRPC backend, with a RateLimit that
+// never refuses, a CircuitBreaker that never opens and a RetryPolicy that never retries (each as the
+// compiler defaults it).
+func addGRPC(in *compile.Input, port int32, created metav1.Time) {
+	const name = "grpc"
+	meta := func(kind string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-grpc-" + kind), Generation: 1, CreationTimestamp: created}
+	}
+	refs := []v1alpha1.PolicyTargetReference{{Kind: "Service", Name: name}}
+	in.Services = append(in.Services, corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: 80, AppProtocol: ptr.To("grpc")}}}})
+	in.EndpointSlices = append(in.EndpointSlices, discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-local", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeFQDN,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(port)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"bench.localhost"}}},
+	})
+	in.RateLimits = append(in.RateLimits, v1alpha1.RateLimit{ObjectMeta: meta("rl"), Spec: v1alpha1.RateLimitSpec{TargetRefs: refs,
+		Limits: []v1alpha1.Limit{{Name: "total", Requests: 1_000_000_000, Period: "1s"}}}})
+	in.CircuitBreakers = append(in.CircuitBreakers, v1alpha1.CircuitBreaker{ObjectMeta: meta("cb"), Spec: v1alpha1.CircuitBreakerSpec{TargetRefs: refs}})
+	in.RetryPolicies = append(in.RetryPolicies, v1alpha1.RetryPolicy{ObjectMeta: meta("rp"), Spec: v1alpha1.RetryPolicySpec{TargetRefs: refs}})
 }

@@ -190,9 +190,25 @@ func merge(parts []*tally, elapsed time.Duration) *Result {
 	return r
 }
 
+// Call makes one request on behalf of worker (0 <= worker < concurrency; each worker makes one call
+// at a time) and reports its status and whether it was answered at all (false: a transport error).
+// Callers of another protocol give an HTTP status for their outcome: gRPC's OK as 200, say.
+type Call func(worker int) (status int, answered bool)
+
 // Closed runs a closed loop: concurrency workers, each sending its next request as soon as the
 // previous answer is read, for d.
 func Closed(ctx context.Context, client *Client, t Target, concurrency int, d time.Duration) (*Result, error) {
+	workers, done, err := startWorkers(ctx, client, t, concurrency, time.Now().Add(d))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return ClosedCalls(ctx, concurrency, d, func(i int) (int, bool) { return workers[i].do() })
+}
+
+// ClosedCalls is Closed for any protocol: concurrency workers, each making its next call as soon as
+// the previous one returned, for d.
+func ClosedCalls(ctx context.Context, concurrency int, d time.Duration, call Call) (*Result, error) {
 	if concurrency < 1 {
 		return nil, errors.New("loadgen: concurrency must be at least 1")
 	}
@@ -202,13 +218,8 @@ func Closed(ctx context.Context, client *Client, t Target, concurrency int, d ti
 	}
 	start := time.Now()
 	deadline := start.Add(d)
-	workers, done, err := startWorkers(ctx, client, t, concurrency, deadline)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	var wg sync.WaitGroup
-	for i, w := range workers {
+	for i := range concurrency {
 		wg.Go(func() {
 			p := parts[i]
 			for {
@@ -216,7 +227,7 @@ func Closed(ctx context.Context, client *Client, t Target, concurrency int, d ti
 				if !t0.Before(deadline) {
 					return
 				}
-				status, ok := w.do()
+				status, ok := call(i)
 				p.record(status, ok, time.Since(t0))
 				if ctx.Err() != nil {
 					return
@@ -234,6 +245,17 @@ func Closed(ctx context.Context, client *Client, t Target, concurrency int, d ti
 // from its scheduled time. concurrency bounds the requests in flight, so pick it well above
 // rate times the expected latency.
 func Open(ctx context.Context, client *Client, t Target, concurrency int, rate float64, d time.Duration) (*Result, error) {
+	workers, done, err := startWorkers(ctx, client, t, concurrency, time.Now().Add(d+5*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return OpenCalls(ctx, concurrency, rate, d, func(i int) (int, bool) { return workers[i].do() })
+}
+
+// OpenCalls is Open for any protocol: worker i makes the calls scheduled at
+// start + (i + k*concurrency)/rate, each latency counted from its scheduled time.
+func OpenCalls(ctx context.Context, concurrency int, rate float64, d time.Duration, call Call) (*Result, error) {
 	if concurrency < 1 || rate <= 0 {
 		return nil, errors.New("loadgen: concurrency must be at least 1 and rate positive")
 	}
@@ -248,13 +270,8 @@ func Open(ctx context.Context, client *Client, t Target, concurrency int, rate f
 		parts[i] = &tally{lat: make([]time.Duration, 0, n), lag: make([]time.Duration, 0, n)}
 	}
 	start := time.Now().Add(5 * time.Millisecond) // let every worker reach its first wait
-	workers, done, err := startWorkers(ctx, client, t, concurrency, start.Add(d))
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	var wg sync.WaitGroup
-	for i, w := range workers {
+	for i := range concurrency {
 		wg.Go(func() {
 			p := parts[i]
 			tm := time.NewTimer(time.Hour)
@@ -270,7 +287,7 @@ func Open(ctx context.Context, client *Client, t Target, concurrency int, rate f
 					}
 				}
 				p.lag = append(p.lag, time.Since(due))
-				status, ok := w.do()
+				status, ok := call(i)
 				p.record(status, ok, time.Since(due))
 				if ctx.Err() != nil {
 					return
