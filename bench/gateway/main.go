@@ -38,6 +38,12 @@ limitations under the License.
 // (local only), to price the store; the report gives their p99 difference, their req/s ratio and the
 // store calls per request that the gateway process counted.
 //
+// With nginx and haproxy installed (Debian's packages), both join the HTTP/1.1 rows as anchors, each
+// tuned as a user would tune it (anchors.go), and nginx's grpc_pass joins the gRPC row: grpc_testing
+// UnaryCalls made by grpc-go clients (over -grpc-conns connections) to a grpc-go backend process,
+// directly, through the gateway (a Service of appProtocol grpc with the three policies) and through
+// nginx. Every goal is a ratio within one run; CPU is counted over a process and its children.
+//
 // -compare-bin DIR adds a second build to the same run: DIR holds that build's benchgateway, whose
 // gateway process then serves two more configurations (compare-gateway-no-policy and
 // compare-gateway-3-policies) in the same alternating rounds; a ratio table (this build over that one)
