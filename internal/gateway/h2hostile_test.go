@@ -364,3 +364,48 @@ func rapidReset(h *h2Raw, n int, d time.Duration) (sent int, last uint32, took t
 	_ = h.bw.Flush()
 	return sent, id, time.Since(start).Round(time.Millisecond)
 }
+
+// A stream flood: 300 requests at once on one connection, to a slow backend. net/http's server
+// advertises SETTINGS_MAX_CONCURRENT_STREAMS 250 (HTTP2Config) and refuses each stream beyond it
+// with RST_STREAM: PROTOCOL_ERROR once the client acknowledged the SETTINGS, REFUSED_STREAM
+// before ("over_max_streams", processHeaders). The 250 others go on, and other connections too.
+func TestH2StreamFloodIsRefused(t *testing.T) {
+	e := newH2Env(t, Options{})
+	e.get200(t)
+	baseG, baseHeap := baseline()
+	h := dialH2(t, e.addr)
+	u := sampleUsage()
+	const n = 300
+	for i := range n {
+		_ = h.get(uint32(2*i+1), "/slow")
+	}
+	if err := h.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	end := h.readH2(30*time.Second, func(e h2End) bool {
+		return e.goAway || e.resets[http2.ErrCodeProtocol]+e.resets[http2.ErrCodeRefusedStream] >= n-h2MaxConcurrentStreams
+	})
+	waitFor(t, "the backend to see the streams let in", func() bool { return e.reached.Load() >= h2MaxConcurrentStreams+1 })
+	e.get200(t) // on another connection, while this one holds 250 streams
+	u.stop()
+	t.Logf("%d streams: %v reset, %s; the backend saw %d; goroutines %d at rest, %d at the peak; heap in use %d KiB at rest, %d KiB at the peak",
+		n, end.resets, end, e.reached.Load()-1, baseG, u.peakG.Load(), baseHeap>>10, u.peakHeap.Load()>>10)
+	if end.goAway || end.closed() || end.resets[http2.ErrCodeProtocol]+end.resets[http2.ErrCodeRefusedStream] != n-h2MaxConcurrentStreams {
+		t.Errorf("%d streams on a connection: %v reset, %s; want %d refused and the connection open", n, end.resets, end, n-h2MaxConcurrentStreams)
+	}
+	// Exactly the first 250 reached the backend (the first one before was get200's); the request
+	// of the get200 after them is the one more.
+	if got := e.reached.Load(); got != h2MaxConcurrentStreams+2 {
+		t.Errorf("the backend saw %d requests, want %d", got, h2MaxConcurrentStreams+2)
+	}
+	// 250 requests running, a few goroutines each (the stream's handler, its connection upstream
+	// and the backend's side); their state is a few KiB each.
+	if g := u.peakG.Load(); g > int64(baseG)+2000 {
+		t.Errorf("%d goroutines at the peak, %d at rest", g, baseG)
+	}
+	if peak := u.peakHeap.Load(); peak > baseHeap+32<<20 {
+		t.Errorf("%d KiB of heap in use at the peak, %d KiB at rest", peak>>10, baseHeap>>10)
+	}
+	h.c.Close()
+	settles(t, "after the stream flood", baseG+20)
+}
