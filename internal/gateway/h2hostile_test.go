@@ -43,9 +43,11 @@ import (
 // request for /slow holds until its client goes away (at most 30 s), the others get 200 "ok" at
 // once.
 type h2Env struct {
+	g                *Gateway
 	addr             string
 	reached          atomic.Int64 // requests the backend saw
 	running, maxRuns atomic.Int64 // the gateway's handlers running now, and at most
+	panics           atomic.Int64 // of the gateway's handlers (net/http's server recovers them)
 }
 
 func newH2Env(t testing.TB, o Options) *h2Env {
@@ -71,13 +73,21 @@ func newH2Env(t testing.TB, o Options) *h2Env {
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := e.running.Add(1)
 		defer e.running.Add(-1)
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					e.panics.Add(1)
+				}
+				panic(v)
+			}
+		}()
 		for m := e.maxRuns.Load(); n > m && !e.maxRuns.CompareAndSwap(m, n); m = e.maxRuns.Load() {
 		}
 		g.ServeHTTP(w, r)
 	})
 	go func() { _ = srv.Serve(WatchFraming(l)) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	e.addr = l.Addr().String()
+	e.g, e.addr = g, l.Addr().String()
 	return e
 }
 
