@@ -39,7 +39,7 @@ import (
 // HTTPServer; these tests pin that they hold for the gateway.
 
 // h2Env is a gateway serving on loopback (HTTPServer on WatchFraming, its handler wrapped to count
-// the requests it runs at once) in front of a loopback backend that counts the requests it sees; a
+// the requests it runs at once and its panics, its connections the bytes read) in front of a loopback backend that counts the requests it sees; a
 // request for /slow holds until its client goes away (at most 30 s), the others get 200 "ok" at
 // once.
 type h2Env struct {
@@ -48,6 +48,32 @@ type h2Env struct {
 	reached          atomic.Int64 // requests the backend saw
 	running, maxRuns atomic.Int64 // the gateway's handlers running now, and at most
 	panics           atomic.Int64 // of the gateway's handlers (net/http's server recovers them)
+	read             atomic.Int64 // bytes the gateway's server read from its clients
+}
+
+// readCounter counts the bytes its connections' readers take.
+type readCounter struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l readCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{c, l.n}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func newH2Env(t testing.TB, o Options) *h2Env {
@@ -85,7 +111,7 @@ func newH2Env(t testing.TB, o Options) *h2Env {
 		}
 		g.ServeHTTP(w, r)
 	})
-	go func() { _ = srv.Serve(WatchFraming(l)) }()
+	go func() { _ = srv.Serve(WatchFraming(readCounter{l, &e.read})) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	e.g, e.addr = g, l.Addr().String()
 	return e
