@@ -344,8 +344,10 @@ func TestH2RapidResetIsBounded(t *testing.T) {
 	reachedBefore := e.reached.Load()
 	h := dialH2(t, e.addr)
 	u := sampleUsage()
-	sent, last, took := rapidReset(h, 100000, 10*time.Second)
-	end := h.readH2(60*time.Second, func(e h2End) bool { return e.goAway || e.statuses[last] != "" })
+	// 50,000 streams: 50 times the queue that ends the connection; the server takes 3-15 s for
+	// them here (30 s with -race on a loaded machine, for 100,000).
+	sent, last, took := rapidReset(h, 50000, 10*time.Second)
+	end := h.readH2(120*time.Second, func(e h2End) bool { return e.goAway || e.statuses[last] != "" })
 	u.stop()
 	reached := e.reached.Load() - reachedBefore
 	t.Logf("%d streams opened and reset in %v; %s, the GET after them: %q; the gateway ran at most %d handlers at once; "+
@@ -370,7 +372,9 @@ func TestH2RapidResetIsBounded(t *testing.T) {
 	if peak := u.peakHeap.Load(); peak > baseHeap+64<<20 {
 		t.Errorf("%d KiB of heap in use at the peak, %d KiB at rest", peak>>10, baseHeap>>10)
 	}
-	// Only the requests whose handler got upstream before the reset reach the backend.
+	// Only the requests whose handler got upstream before the reset reach the backend: 1-3 % of
+	// them here, 9 % with -race. It is not a bound net/http sets (it bounds the handlers at once,
+	// not their rate), so the check is loose: a quarter.
 	if reached > int64(sent)/4 {
 		t.Errorf("the backend saw %d of the %d reset requests", reached, sent)
 	}
