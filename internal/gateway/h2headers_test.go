@@ -125,3 +125,33 @@ func TestH2ContinuationFlood(t *testing.T) {
 	settles(t, "after the CONTINUATION flood", baseG+20)
 	e.get200(t)
 }
+
+// The other CONTINUATION flood: empty frames, which never add to the list, so net/http's server
+// reads them on (readMetaFrame) until the block ends, costing reads but no memory: 500,000 of
+// them (4.4 MiB) hold no more heap than a request, and the request is answered when it ends.
+func TestH2EmptyContinuationFlood(t *testing.T) {
+	e := newH2Env(t, Options{MaxRequestHeaderBytes: h2TestHeaderBytes})
+	baseG, baseHeap := baseline()
+	h := dialH2(t, e.addr)
+	u := sampleUsage()
+	_ = h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.block("/"), EndStream: true})
+	const n = 500000
+	for i := range n {
+		if h.fr.WriteContinuation(1, false, nil) != nil || i%1000 == 0 && h.bw.Flush() != nil {
+			t.Fatalf("the server stopped reading after %d empty CONTINUATION frames", i)
+		}
+	}
+	_ = h.fr.WriteContinuation(1, true, nil)
+	_ = h.bw.Flush()
+	end := h.readH2(60*time.Second, func(e h2End) bool { return e.goAway || e.statuses[1] != "" })
+	u.stop()
+	t.Logf("%d empty CONTINUATION frames, %d KiB read by the server: %q, %s; goroutines %d at rest, %d at the peak; heap in use %d KiB at rest, %d KiB at the peak",
+		n, e.read.Load()>>10, end.statuses[1], end, baseG, u.peakG.Load(), baseHeap>>10, u.peakHeap.Load()>>10)
+	if end.statuses[1] != "200" {
+		t.Errorf("the request after %d empty CONTINUATION frames: %q, %s", n, end.statuses[1], end)
+	}
+	// Kept per frame, even 40 bytes would be 19 MiB.
+	if peak := u.peakHeap.Load(); peak > baseHeap+16<<20 {
+		t.Errorf("%d KiB of heap in use at the peak, %d KiB at rest", peak>>10, baseHeap>>10)
+	}
+}
