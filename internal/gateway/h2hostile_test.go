@@ -214,19 +214,15 @@ func (e h2End) String() string {
 	if e.goAway {
 		s = "GOAWAY " + e.code.String()
 	}
-	return s + ", then " + errString(e.err)
+	if e.err == nil {
+		return s + ", then open"
+	}
+	return s + ", then " + e.err.Error()
 }
 
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "open"
-	}
-	return err.Error()
 }
 
 // readH2 reads frames until the connection ends or the deadline passes, or stop (when not nil)
