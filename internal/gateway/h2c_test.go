@@ -33,7 +33,7 @@ import (
 
 // serveGateway serves g on a real loopback listener (HTTPServer on WatchFraming, as cmd/gateway
 // does) and returns its address.
-func serveGateway(t *testing.T, g *Gateway) string {
+func serveGateway(t testing.TB, g *Gateway) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +46,7 @@ func serveGateway(t *testing.T, g *Gateway) string {
 }
 
 // addrEndpoint is an FQDN endpoint under .localhost for the server listening at addr (LocalDev).
-func addrEndpoint(t *testing.T, addr string) snapshot.Endpoint {
+func addrEndpoint(t testing.TB, addr string) snapshot.Endpoint {
 	t.Helper()
 	_, p, _ := net.SplitHostPort(addr)
 	n, err := strconv.Atoi(p)
