@@ -48,8 +48,8 @@ type load interface {
 
 // httpLoad is an HTTP/1.1 configuration's load: loadgen's raw client, one pool per loop.
 type httpLoad struct {
-	t                  loadgen.Target
-	closedPool, opened *loadgen.Client
+	t                    loadgen.Target
+	closedPool, openPool *loadgen.Client
 }
 
 func (h *httpLoad) closed(ctx context.Context, conc int, d time.Duration) (*loadgen.Result, error) {
@@ -57,7 +57,7 @@ func (h *httpLoad) closed(ctx context.Context, conc int, d time.Duration) (*load
 }
 
 func (h *httpLoad) open(ctx context.Context, conns int, rate float64, d time.Duration) (*loadgen.Result, error) {
-	return loadgen.Open(ctx, h.opened, h.t, conns, rate, d)
+	return loadgen.Open(ctx, h.openPool, h.t, conns, rate, d)
 }
 
 func (h *httpLoad) close() {}
@@ -81,7 +81,7 @@ func newMeasurement(o options, configs []config, addrs map[string]string) (*meas
 		cpuUsed: make([]time.Duration, n), cpuReqs: make([]int64, n), opens: make([][]*loadgen.Result, n)}
 	for i, c := range configs {
 		if !c.isGRPC() {
-			m.loads[i] = &httpLoad{t: target(c), closedPool: loadgen.NewClient(o.conc), opened: loadgen.NewClient(o.openConns)}
+			m.loads[i] = &httpLoad{t: target(c), closedPool: loadgen.NewClient(o.conc), openPool: loadgen.NewClient(o.openConns)}
 			continue
 		}
 		g, err := dialGRPC(c.grpcAddr, c.host, o.grpcConns)

@@ -111,33 +111,34 @@ func startProcesses(ctx context.Context, o options) (*processes, error) {
 
 // startAnchors starts nginx and haproxy, each if installed (saying so when not).
 func (p *processes) startAnchors(ctx context.Context, dir string) error {
-	if bin := anchorBinary("nginx"); bin != "" {
-		a, addrs, err := startNginx(ctx, bin, dir, p.backendAddr, p.addrs["grpc-backend-grpc"])
+	starts := []struct {
+		name  string
+		start func(bin string) (*anchorProc, map[string]string, error)
+	}{
+		{"nginx", func(bin string) (*anchorProc, map[string]string, error) {
+			return startNginx(ctx, bin, dir, p.backendAddr, p.addrs["grpc-backend-grpc"])
+		}},
+		{"haproxy", func(bin string) (*anchorProc, map[string]string, error) {
+			a, addr, err := startHAProxy(ctx, bin, dir, p.backendAddr)
+			return a, map[string]string{"haproxy-http": addr}, err
+		}},
+	}
+	for _, s := range starts {
+		bin := anchorBinary(s.name)
+		if bin == "" {
+			fmt.Printf("bench-gateway: %s is not installed (apt-get install %s); its rows are left out\n", s.name, s.name)
+			continue
+		}
+		a, addrs, err := s.start(bin)
 		if a != nil {
 			p.anchors = append(p.anchors, a)
 		}
 		if err != nil {
 			return err
 		}
-		p.pids["nginx"] = a.cmd.Process.Pid
+		p.pids[s.name] = a.cmd.Process.Pid
 		maps.Copy(p.addrs, addrs)
 		p.versions = append(p.versions, anchorVersion(bin, "-v"))
-	} else {
-		fmt.Println("bench-gateway: nginx is not installed (apt-get install nginx); its rows are left out")
-	}
-	if bin := anchorBinary("haproxy"); bin != "" {
-		a, addr, err := startHAProxy(ctx, bin, dir, p.backendAddr)
-		if a != nil {
-			p.anchors = append(p.anchors, a)
-		}
-		if err != nil {
-			return err
-		}
-		p.pids["haproxy"] = a.cmd.Process.Pid
-		p.addrs["haproxy-http"] = addr
-		p.versions = append(p.versions, anchorVersion(bin, "-v"))
-	} else {
-		fmt.Println("bench-gateway: haproxy is not installed (apt-get install haproxy); its row is left out")
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Logf("%s: StoreAvailable=True %v after the store returned", m, time.Since(back).Round(time.Millisecond))
 	}
 	wg.Wait()
-	checkOutage(t, results, killAt, restarting.Sub(start), restarting, end)
+	checkOutage(t, results, start, killAt, restarting, end)
 }
 
 // checkOutage judges the answers sent and answered while the store was down (sent from 1.2 s after
@@ -166,9 +166,9 @@ func TestStoreOutage(t *testing.T) {
 // replica may spend for up to a second, are gone; answered before its restart began, since a
 // request still in flight then may rightly be decided by the returned store): Allow admits all,
 // Deny refuses all, saying why, and Local enforces the Split share on each replica.
-func checkOutage(t *testing.T, results map[string][]outcome, killAt, backAt time.Duration, restarting time.Time, end time.Duration) {
+func checkOutage(t *testing.T, results map[string][]outcome, start time.Time, killAt time.Duration, restarting time.Time, end time.Duration) {
 	t.Helper()
-	from, to := killAt+1200*time.Millisecond, backAt
+	from, to := killAt+1200*time.Millisecond, restarting.Sub(start)
 	secs := (to - from).Seconds()
 	for m, outs := range results {
 		tally(t, outs, "", 0, end) // every request answered with 200 or 429
